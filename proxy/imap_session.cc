@@ -1,0 +1,260 @@
+#include "proxy/imap_session.h"
+
+#include <event2/buffer.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/sasl.h"
+
+namespace basalt::proxy {
+namespace {
+
+imap::Limits preauth_limits(const LimitsConfig& limits) {
+  imap::Limits l;
+  l.max_line = limits.max_line;
+  l.max_literal = limits.max_literal;
+  l.max_command = limits.max_line + 2 * limits.max_literal;
+  return l;
+}
+
+bool is_string(const imap::Arg& arg) {
+  return arg.kind == imap::ArgKind::kAtom || arg.kind == imap::ArgKind::kQuoted ||
+         arg.kind == imap::ArgKind::kLiteral;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+ImapSession::ImapSession(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd,
+                         const SocketAddress& peer, const SocketAddress& local)
+    : Session(worker, id, protocol, fd, peer, local),
+      parser_(preauth_limits(config_.limits)),
+      sasl_reader_(config_.limits.max_line) {}
+
+std::string ImapSession::capabilities() const {
+  std::string caps = "IMAP4rev1 SASL-IR ID LITERAL+";
+  if (!tls_active() && tls_available()) caps += " STARTTLS";
+  caps += plaintext_allowed() ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED";
+  return caps;
+}
+
+void ImapSession::send_greeting() { send("* OK [CAPABILITY " + capabilities() + "] " + config_.greeting + "\r\n"); }
+
+void ImapSession::send_bye(const std::string& text) { send("* BYE " + text + "\r\n"); }
+
+void ImapSession::on_client_input(evbuffer* input) {
+  while (state() == State::kPreAuth && evbuffer_get_length(input) > 0) {
+    evbuffer_iovec chunk;
+    evbuffer_peek(input, -1, nullptr, &chunk, 1);
+    std::string_view bytes(static_cast<const char*>(chunk.iov_base), chunk.iov_len);
+    size_t consumed = 0;
+    imap::Status status = sasl_ == Sasl::kNone ? parser_.feed(bytes, consumed) : sasl_reader_.feed(bytes, consumed);
+    evbuffer_drain(input, consumed);
+    switch (status) {
+      case imap::Status::kNeedMore:
+        break;
+      case imap::Status::kNeedContinuation:
+        send("+ OK\r\n");
+        break;
+      case imap::Status::kCommand:
+        if (sasl_ == Sasl::kNone) {
+          handle_command(parser_.take_command(), input);
+        } else {
+          sasl_step(sasl_reader_.take_line());
+        }
+        break;
+      case imap::Status::kError:
+        handle_parse_error(sasl_ == Sasl::kNone ? parser_.error() : sasl_reader_.error());
+        break;
+    }
+  }
+}
+
+void ImapSession::handle_parse_error(const imap::ParseError& error) {
+  if (sasl_ != Sasl::kNone) {
+    sasl_ = Sasl::kNone;
+    bad_command(tag_, "SASL response too long.");
+    return;
+  }
+  if (error.fatal) {
+    send_bye(error.message);
+    close_after_flush("protocol error: " + error.message);
+    return;
+  }
+  bad_command(error.tag, error.message);
+}
+
+void ImapSession::bad_command(const std::string& tag, const std::string& text) {
+  send((tag.empty() ? std::string("*") : tag) + " BAD " + text + "\r\n");
+  if (count_bad_command()) {
+    send_bye("Too many invalid commands.");
+    close_after_flush("too many invalid commands");
+  }
+}
+
+void ImapSession::handle_command(imap::Command command, evbuffer* input) {
+  const std::string& name = command.name;
+  const std::string& tag = command.tag;
+  if (name == "CAPABILITY" || name == "NOOP" || name == "LOGOUT" || name == "STARTTLS") {
+    if (!command.args.empty()) return bad_command(tag, "Unexpected arguments.");
+  }
+  if (name == "CAPABILITY") {
+    send("* CAPABILITY " + capabilities() + "\r\n" + tag +
+         " OK Pre-login capabilities listed, post-login capabilities have more.\r\n");
+  } else if (name == "NOOP") {
+    send(tag + " OK NOOP completed.\r\n");
+  } else if (name == "LOGOUT") {
+    send("* BYE Logging out\r\n" + tag + " OK Logout completed.\r\n");
+    close_after_flush("logout");
+  } else if (name == "ID") {
+    cmd_id(command);
+  } else if (name == "STARTTLS") {
+    cmd_starttls(command, input);
+  } else if (name == "LOGIN") {
+    cmd_login(command);
+  } else if (name == "AUTHENTICATE") {
+    cmd_authenticate(command);
+  } else {
+    bad_command(tag, "Command not permitted before authentication.");
+  }
+}
+
+void ImapSession::cmd_id(const imap::Command& command) {
+  if (command.args.size() != 1 ||
+      (command.args[0].kind != imap::ArgKind::kList && command.args[0].kind != imap::ArgKind::kNil)) {
+    return bad_command(command.tag, "ID expects a parenthesized list or NIL.");
+  }
+  const auto& items = command.args[0].items;
+  // Another proxy in front of us (a trusted network) tells us who the real client is.
+  for (size_t i = 0; client_trusted() && i + 1 < items.size(); i += 2) {
+    const std::string& key = items[i].text;
+    const std::string& value = items[i + 1].text;
+    if (iequals(key, "x-originating-ip") && parse_socket_address(value, 0)) {
+      origin_.ip = value;
+    } else if (iequals(key, "x-originating-port")) {
+      origin_.port = static_cast<uint16_t>(std::strtoul(value.c_str(), nullptr, 10));
+    } else if (iequals(key, "x-proxy-ttl")) {
+      origin_.proxy_ttl = static_cast<int>(std::strtol(value.c_str(), nullptr, 10)) - 1;
+    }
+  }
+  send("* ID (\"name\" \"Basalt\")\r\n" + command.tag + " OK ID completed.\r\n");
+}
+
+void ImapSession::cmd_starttls(const imap::Command& command, evbuffer* input) {
+  if (tls_active()) return bad_command(command.tag, "TLS is already active.");
+  if (!tls_available()) return bad_command(command.tag, "TLS support isn't enabled.");
+  send(command.tag + " OK Begin TLS negotiation now.\r\n");
+  if (start_tls(input)) parser_.reset();
+}
+
+void ImapSession::cmd_login(imap::Command& command) {
+  if (command.args.size() != 2 || !is_string(command.args[0]) || !is_string(command.args[1])) {
+    return bad_command(command.tag, "LOGIN expects a user name and a password.");
+  }
+  tag_ = command.tag;
+  if (!plaintext_allowed()) {
+    send_login_failure(LoginFailure::kPrivacyRequired, "");
+    return;
+  }
+  login(std::move(command.args[0].text), std::move(command.args[1].text));
+  sasl::wipe(command.args[1].text);
+}
+
+void ImapSession::cmd_authenticate(imap::Command& command) {
+  if (command.args.empty() || command.args.size() > 2 || command.args[0].kind != imap::ArgKind::kAtom) {
+    return bad_command(command.tag, "AUTHENTICATE expects a mechanism name.");
+  }
+  tag_ = command.tag;
+  const std::string& mechanism = command.args[0].text;
+  bool plain = iequals(mechanism, "PLAIN");
+  if (!plain && !iequals(mechanism, "LOGIN")) {
+    send(tag_ + " NO Unsupported authentication mechanism.\r\n");
+    return;
+  }
+  if (!plaintext_allowed()) {
+    send_login_failure(LoginFailure::kPrivacyRequired, "");
+    return;
+  }
+  sasl_ = plain ? Sasl::kPlain : Sasl::kLoginUser;
+  sasl_reader_.reset();
+  if (command.args.size() == 2) {
+    std::string initial = command.args[1].text;
+    sasl::wipe(command.args[1].text);
+    sasl_step(std::move(initial));  // SASL-IR: "=" stands for an empty response
+  } else {
+    send(plain ? "+ \r\n" : "+ VXNlcm5hbWU6\r\n");
+  }
+}
+
+void ImapSession::sasl_step(std::string line) {
+  if (line == "*") {
+    sasl_ = Sasl::kNone;
+    return bad_command(tag_, "Authentication canceled.");
+  }
+  auto decoded = line == "=" ? std::optional<std::string>("") : sasl::base64_decode(line);
+  sasl::wipe(line);
+  if (!decoded) {
+    sasl_ = Sasl::kNone;
+    return bad_command(tag_, "Invalid base64 data in SASL response.");
+  }
+  switch (sasl_) {
+    case Sasl::kPlain:
+      sasl_ = Sasl::kNone;
+      sasl_plain(*decoded);
+      break;
+    case Sasl::kLoginUser:
+      sasl_user_ = std::move(*decoded);
+      sasl_ = Sasl::kLoginPassword;
+      send("+ UGFzc3dvcmQ6\r\n");
+      break;
+    case Sasl::kLoginPassword:
+      sasl_ = Sasl::kNone;
+      login(std::move(sasl_user_), std::move(*decoded));
+      break;
+    case Sasl::kNone:
+      break;
+  }
+  if (decoded) sasl::wipe(*decoded);
+}
+
+void ImapSession::sasl_plain(const std::string& message) {
+  auto credentials = sasl::decode_plain(message);
+  if (!credentials) return bad_command(tag_, "Malformed PLAIN response.");
+  if (!credentials->authzid.empty() && credentials->authzid != credentials->authcid) {
+    sasl::wipe(credentials->password);
+    send_login_failure(LoginFailure::kAuthzRefused, "");
+    return;
+  }
+  login(std::move(credentials->authcid), std::move(credentials->password));
+}
+
+void ImapSession::login(std::string user, std::string secret) { authenticate(std::move(user), std::move(secret)); }
+
+void ImapSession::send_login_failure(LoginFailure failure, const std::string&) {
+  const char* reply = "";
+  switch (failure) {
+    case LoginFailure::kBadCredentials: reply = "NO [AUTHENTICATIONFAILED] Authentication failed."; break;
+    case LoginFailure::kAuthzRefused: reply = "NO [AUTHORIZATIONFAILED] Authorization failed."; break;
+    case LoginFailure::kPrivacyRequired:
+      reply = "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
+      break;
+    case LoginFailure::kDirectoryDown:
+      reply = "NO [UNAVAILABLE] Authentication service is temporarily unavailable, try again later.";
+      break;
+    case LoginFailure::kAccountUnavailable:
+      reply = "NO [UNAVAILABLE] Account is temporarily unavailable, try again later.";
+      break;
+    case LoginFailure::kNoShard:
+    case LoginFailure::kBackendDown:
+    case LoginFailure::kBackendRejected:
+      reply = "NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later.";
+      break;
+    case LoginFailure::kProxyLoop: reply = "NO [UNAVAILABLE] Proxy loop detected."; break;
+  }
+  send(tag_ + " " + reply + "\r\n");
+}
+
+}  // namespace basalt::proxy

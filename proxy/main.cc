@@ -1,0 +1,133 @@
+// basalt-proxy: loads the config, binds the listeners and runs the workers until SIGTERM.
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.h"
+#include "proxy/admin_http.h"
+#include "proxy/proxy_config.h"
+#include "proxy/worker.h"
+
+namespace basalt::proxy {
+namespace {
+
+Result<evutil_socket_t> bind_listener(const ListenerConfig& listener) {
+  const SocketAddress& a = listener.address;
+  evutil_socket_t fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (a.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, a.get(), a.length) != 0 || listen(fd, 1024) != 0) {
+    std::string why = std::strerror(errno);
+    close(fd);
+    return make_error("cannot listen on " + listener.address_text + ": " + why);
+  }
+  return fd;
+}
+
+struct Runtime {
+  CHandle<event_base, event_base_free> base{event_base_new()};
+  std::vector<std::unique_ptr<Worker>> workers;
+};
+
+void on_signal(evutil_socket_t signal, short, void* arg) {
+  auto* rt = static_cast<Runtime*>(arg);
+  if (signal == SIGHUP) {
+    logger("proxy")->warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+    return;
+  }
+  logger("proxy")->info("signal {}: shutting down", signal);
+  for (auto& w : rt->workers) w->stop();
+  event_base_loopexit(rt->base.get(), nullptr);
+}
+
+int run(const std::string& config_path, bool check_only) {
+  auto config = load_proxy_config(config_path);
+  if (!config) {
+    std::cerr << "basalt-proxy: " << config.error().message << "\n";
+    return 3;
+  }
+  set_log_level(config->log_level);
+  SslCtxPtr tls;
+  if (config->tls_enabled) {
+    auto ctx = make_server_tls_context(config->tls);
+    if (!ctx) {
+      std::cerr << "basalt-proxy: " << ctx.error().message << "\n";
+      return 3;
+    }
+    tls = std::move(*ctx);
+  }
+  if (check_only) {
+    std::cout << "configuration ok\n";
+    return 0;
+  }
+  std::vector<ListenSocket> sockets;
+  for (const auto& l : config->listeners) {
+    auto fd = bind_listener(l);
+    if (!fd) {
+      logger("proxy")->error("{}", fd.error().message);
+      return 1;
+    }
+    sockets.push_back({*fd, l.protocol});
+    logger("proxy")->info("listening proto={} address={}", to_string(l.protocol), l.address_text);
+  }
+  Stats stats;
+  Runtime rt;
+  for (unsigned i = 0; i < config->workers; ++i) {
+    rt.workers.push_back(std::make_unique<Worker>(i, *config, tls.get(), stats));
+    if (auto ok = rt.workers.back()->init(sockets); !ok) {
+      logger("proxy")->error("worker {}: {}", i, ok.error().message);
+      return 1;
+    }
+  }
+  AdminHttp admin(config->admin, stats);
+  if (config->admin.enabled) {
+    if (auto ok = admin.start(rt.base.get()); !ok) {
+      logger("proxy")->error("{}", ok.error().message);
+      return 1;
+    }
+    logger("proxy")->info("admin endpoint on {}", config->admin.address_text);
+  }
+  event* signals[] = {evsignal_new(rt.base.get(), SIGTERM, on_signal, &rt), evsignal_new(rt.base.get(), SIGINT, on_signal, &rt),
+                      evsignal_new(rt.base.get(), SIGHUP, on_signal, &rt)};
+  for (event* e : signals) evsignal_add(e, nullptr);
+  for (auto& w : rt.workers) w->start();
+  logger("proxy")->info("basalt-proxy ready: {} workers", config->workers);
+  event_base_dispatch(rt.base.get());
+  for (auto& w : rt.workers) w->join();
+  rt.workers.clear();
+  for (event* e : signals) event_free(e);
+  for (const auto& s : sockets) close(s.fd);
+  logger("proxy")->info("basalt-proxy stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace basalt::proxy
+
+int main(int argc, char** argv) {
+  CLI::App app{"basalt-proxy: IMAP/POP3 reverse proxy with LDAP authentication and shard routing"};
+  std::string config_path = "/etc/basalt/proxy.toml";
+  bool check_only = false;
+  app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  app.add_flag("--check", check_only, "validate the configuration and exit");
+  CLI11_PARSE(app, argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);
+  evthread_use_pthreads();
+  try {
+    return basalt::proxy::run(config_path, check_only);
+  } catch (const std::exception& e) {
+    std::cerr << "basalt-proxy: " << e.what() << "\n";
+    return 1;
+  }
+}

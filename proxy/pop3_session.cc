@@ -1,0 +1,285 @@
+#include "proxy/pop3_session.h"
+
+#include <event2/buffer.h>
+#include <strings.h>
+
+#include "common/sasl.h"
+#include "proxy/reply_reader.h"
+#include "proxy/worker.h"
+
+namespace basalt::proxy {
+namespace {
+
+constexpr size_t kMaxBackendLine = 8192;
+
+pop3::Limits preauth_limits(const LimitsConfig& limits) {
+  pop3::Limits l;
+  l.max_line = std::min<size_t>(limits.max_line, 8192);  // AUTH PLAIN initial responses can exceed 255
+  l.max_args = 8;  // PASS takes the rest of the line: passwords may contain spaces
+  return l;
+}
+
+std::string join(const std::vector<std::string>& args) {
+  std::string out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i) out += ' ';
+    out += args[i];
+  }
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+Pop3Session::Pop3Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd,
+                         const SocketAddress& peer, const SocketAddress& local)
+    : Session(worker, id, protocol, fd, peer, local),
+      parser_(preauth_limits(config_.limits)),
+      sasl_reader_(config_.limits.max_line) {}
+
+void Pop3Session::send_greeting() { send("+OK " + config_.greeting + "\r\n"); }
+
+void Pop3Session::send_bye(const std::string& text) { send("-ERR " + text + "\r\n"); }
+
+void Pop3Session::on_client_input(evbuffer* input) {
+  while (state() == State::kPreAuth && evbuffer_get_length(input) > 0) {
+    evbuffer_iovec chunk;
+    evbuffer_peek(input, -1, nullptr, &chunk, 1);
+    std::string_view bytes(static_cast<const char*>(chunk.iov_base), chunk.iov_len);
+    size_t consumed = 0;
+    bool in_sasl = sasl_ != Sasl::kNone;
+    auto status = in_sasl ? sasl_reader_.feed(bytes, consumed) : parser_.feed(bytes, consumed);
+    evbuffer_drain(input, consumed);
+    if (status == pop3::Status::kCommand) {
+      if (in_sasl) {
+        sasl_step(sasl_reader_.take_line());
+      } else {
+        handle_command(parser_.take_command(), input);
+      }
+    } else if (status == pop3::Status::kError) {
+      sasl_ = Sasl::kNone;
+      const auto& error = in_sasl ? sasl_reader_.error() : parser_.error();
+      if (error.fatal) {
+        send_bye(error.message);
+        close_after_flush("protocol error: " + error.message);
+      } else {
+        bad_command(error.message);
+      }
+    }
+  }
+}
+
+void Pop3Session::bad_command(const std::string& text) {
+  send("-ERR " + text + "\r\n");
+  if (count_bad_command()) {
+    send_bye("Too many invalid commands.");
+    close_after_flush("too many invalid commands");
+  }
+}
+
+void Pop3Session::handle_command(pop3::Command command, evbuffer* input) {
+  const std::string& name = command.name;
+  if (name == "CAPA") {
+    cmd_capa();
+  } else if (name == "STLS") {
+    cmd_stls(input);
+  } else if (name == "USER") {
+    cmd_user(command);
+  } else if (name == "PASS") {
+    cmd_pass(command);
+  } else if (name == "AUTH") {
+    cmd_auth(command);
+  } else if (name == "QUIT") {
+    send("+OK Logging out.\r\n");
+    close_after_flush("quit");
+  } else {
+    bad_command("Unknown command or not valid before login.");
+  }
+}
+
+void Pop3Session::cmd_capa() {
+  std::string lines = "+OK Capability list follows\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n";
+  if (plaintext_allowed()) lines += "USER\r\nSASL PLAIN LOGIN\r\n";
+  if (!tls_active() && tls_available()) lines += "STLS\r\n";
+  send(lines + ".\r\n");
+}
+
+void Pop3Session::cmd_stls(evbuffer* input) {
+  if (tls_active()) return bad_command("TLS is already active.");
+  if (!tls_available()) return bad_command("TLS support isn't enabled.");
+  send("+OK Begin TLS negotiation now.\r\n");
+  if (start_tls(input)) parser_.reset();
+}
+
+void Pop3Session::cmd_user(pop3::Command& command) {
+  if (command.args.size() != 1 || command.args[0].empty()) return bad_command("USER expects one user name.");
+  if (!plaintext_allowed()) return send_login_failure(LoginFailure::kPrivacyRequired, "");
+  pending_user_ = std::move(command.args[0]);
+  send("+OK\r\n");
+}
+
+void Pop3Session::cmd_pass(pop3::Command& command) {
+  if (pending_user_.empty()) return bad_command("No user name given (USER first).");
+  if (!plaintext_allowed()) return send_login_failure(LoginFailure::kPrivacyRequired, "");
+  std::string secret = join(command.args);
+  for (auto& arg : command.args) sasl::wipe(arg);
+  authenticate(std::move(pending_user_), std::move(secret));
+  pending_user_.clear();
+}
+
+void Pop3Session::cmd_auth(pop3::Command& command) {
+  if (command.args.empty()) {
+    send("+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+    return;
+  }
+  bool plain = iequals(command.args[0], "PLAIN");
+  if (!plain && !iequals(command.args[0], "LOGIN")) return bad_command("Unsupported authentication mechanism.");
+  if (command.args.size() > 2) return bad_command("AUTH expects a mechanism and an optional initial response.");
+  if (!plaintext_allowed()) return send_login_failure(LoginFailure::kPrivacyRequired, "");
+  sasl_ = plain ? Sasl::kPlain : Sasl::kLoginUser;
+  sasl_reader_.reset();
+  if (command.args.size() == 2) {
+    std::string initial = std::move(command.args[1]);
+    sasl_step(std::move(initial));
+  } else {
+    send(plain ? "+ \r\n" : "+ VXNlcm5hbWU6\r\n");
+  }
+}
+
+void Pop3Session::sasl_step(std::string line) {
+  Sasl step = sasl_;
+  sasl_ = Sasl::kNone;
+  if (line == "*") return bad_command("Authentication canceled.");
+  auto decoded = line == "=" ? std::optional<std::string>("") : sasl::base64_decode(line);
+  sasl::wipe(line);
+  if (!decoded) return bad_command("Invalid base64 data in SASL response.");
+  switch (step) {
+    case Sasl::kPlain: {
+      auto credentials = sasl::decode_plain(*decoded);
+      sasl::wipe(*decoded);
+      if (!credentials) return bad_command("Malformed PLAIN response.");
+      if (!credentials->authzid.empty() && credentials->authzid != credentials->authcid) {
+        sasl::wipe(credentials->password);
+        return send_login_failure(LoginFailure::kAuthzRefused, "");
+      }
+      authenticate(std::move(credentials->authcid), std::move(credentials->password));
+      return;
+    }
+    case Sasl::kLoginUser:
+      pending_user_ = std::move(*decoded);
+      sasl_ = Sasl::kLoginPassword;
+      send("+ UGFzc3dvcmQ6\r\n");
+      return;
+    case Sasl::kLoginPassword:
+      authenticate(std::move(pending_user_), std::move(*decoded));
+      pending_user_.clear();
+      return;
+    case Sasl::kNone:
+      return;
+  }
+}
+
+void Pop3Session::send_login_failure(LoginFailure failure, const std::string&) {
+  const char* reply = "";
+  switch (failure) {
+    case LoginFailure::kBadCredentials: reply = "-ERR [AUTH] Authentication failed."; break;
+    case LoginFailure::kAuthzRefused: reply = "-ERR [AUTH] Authorization failed."; break;
+    case LoginFailure::kPrivacyRequired:
+      reply = "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
+      break;
+    case LoginFailure::kDirectoryDown:
+      reply = "-ERR [SYS/TEMP] Authentication service is temporarily unavailable, try again later.";
+      break;
+    case LoginFailure::kAccountUnavailable:
+      reply = "-ERR [SYS/TEMP] Account is temporarily unavailable, try again later.";
+      break;
+    case LoginFailure::kNoShard:
+    case LoginFailure::kBackendDown:
+    case LoginFailure::kBackendRejected:
+      reply = "-ERR [SYS/TEMP] Mail server is temporarily unavailable, try again later.";
+      break;
+    case LoginFailure::kProxyLoop: reply = "-ERR [SYS/TEMP] Proxy loop detected."; break;
+  }
+  send(std::string(reply) + "\r\n");
+}
+
+// ---- backend login: greeting, CAPA, XCLIENT (when offered), AUTH PLAIN.
+
+void Pop3Session::on_backend_connected() { step_ = BackendStep::kGreeting; }
+
+void Pop3Session::on_backend_input(evbuffer* input) {
+  std::string line;
+  while (state() == State::kBackendLogin) {
+    ReadStatus status = read_line(input, kMaxBackendLine, line);
+    if (status == ReadStatus::kNeedMore) return;
+    if (status == ReadStatus::kTooLong) {
+      backend_login_failed(LoginFailure::kBackendRejected, "shard " + shard_->name + " sent an overlong line");
+      return;
+    }
+    if (!on_backend_line(line)) return;
+  }
+}
+
+bool Pop3Session::on_backend_line(const std::string& line) {
+  bool ok = line.starts_with("+OK");
+  auto fail = [this](const std::string& why) {
+    backend_login_failed(LoginFailure::kBackendRejected, "shard " + shard_->name + ": " + why);
+    return false;
+  };
+  switch (step_) {
+    case BackendStep::kGreeting:
+      if (!ok) return fail("unexpected greeting");
+      step_ = BackendStep::kCapa;
+      send_to_backend("CAPA\r\n");
+      return true;
+    case BackendStep::kCapa:
+      if (!in_capa_list_) {
+        if (!ok) {  // no CAPA: assume SASL PLAIN
+          send_backend_auth();
+          return true;
+        }
+        in_capa_list_ = true;
+        return true;
+      }
+      if (line != ".") {
+        backend_capabilities_ += (backend_capabilities_.empty() ? "" : " ") + line;
+        return true;
+      }
+      in_capa_list_ = false;
+      if (has_capability(backend_capabilities_, "XCLIENT")) {
+        step_ = BackendStep::kXclient;
+        send_to_backend("XCLIENT ADDR=" + origin_.ip + " PORT=" + std::to_string(origin_.port) + " SESSION=basalt-" +
+                        std::to_string(worker_.index()) + "-" + std::to_string(id()) +
+                        " TTL=" + std::to_string(origin_.proxy_ttl) + "\r\n");
+      } else {
+        send_backend_auth();
+      }
+      return true;
+    case BackendStep::kXclient:
+      send_backend_auth();  // a refused XCLIENT only costs the forwarded address
+      return true;
+    case BackendStep::kAuth:
+      if (!ok) return fail("login refused: " + line.substr(0, 200));
+      send("+OK Logged in.\r\n");
+      backend_login_succeeded();
+      return false;
+  }
+  return true;
+}
+
+void Pop3Session::send_backend_auth() {
+  step_ = BackendStep::kAuth;
+  bool master = shard_->login == ShardLogin::kMaster;
+  std::string payload = master ? sasl::encode_plain(user_, shard_->master_user, shard_->master_password)
+                               : sasl::encode_plain("", user_, secret_);
+  sasl::wipe(secret_);
+  std::string command = "AUTH PLAIN " + payload + "\r\n";
+  send_to_backend(command);
+  sasl::wipe(command);
+  sasl::wipe(payload);
+}
+
+}  // namespace basalt::proxy

@@ -1,0 +1,77 @@
+// basalt-proxy configuration: one TOML file, parsed and validated into an immutable struct.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "common/result.h"
+#include "common/tls.h"
+#include "directory/directory_config.h"
+
+namespace basalt::proxy {
+
+enum class Protocol { kImap, kImaps, kPop3, kPop3s };
+
+const char* to_string(Protocol protocol);
+bool is_imap(Protocol protocol);
+bool is_implicit_tls(Protocol protocol);
+
+struct ListenerConfig {
+  Protocol protocol = Protocol::kImap;
+  SocketAddress address;
+  std::string address_text;
+};
+
+enum class ShardLogin { kMaster, kPassthrough };
+
+struct ShardConfig {
+  std::string name;
+  std::vector<std::string> hosts;  // other routing-attribute values that mean this shard
+  std::string imap_text, pop3_text, lmtp_text;
+  SocketAddress imap, pop3, lmtp;
+  bool has_imap = false, has_pop3 = false, has_lmtp = false;
+  ShardLogin login = ShardLogin::kMaster;
+  std::string master_user;
+  std::string master_password;
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds login_timeout{10000};
+};
+
+struct LimitsConfig {
+  size_t max_line = 8192;
+  size_t max_literal = 65536;
+  size_t max_bad_commands = 5;
+  std::chrono::seconds preauth_timeout{180};
+  std::chrono::seconds idle_timeout{1800};      // after login, no bytes either way
+  size_t relay_high_watermark = 256 * 1024;     // bytes queued towards a slow reader before we stop reading
+};
+
+struct AdminConfig {
+  bool enabled = false;
+  SocketAddress address;
+  std::string address_text;
+  std::string token;
+};
+
+struct ProxyConfig {
+  std::string source;  // path of the file, for messages
+  std::string log_level = "info";
+  unsigned workers = 2;
+  NetworkList trusted_networks;  // may authenticate without TLS; their ID x-originating-ip is believed
+  std::chrono::milliseconds auth_failure_delay{2000};
+  std::string greeting = "Basalt ready.";
+  bool tls_enabled = false;
+  TlsSettings tls;
+  std::vector<ListenerConfig> listeners;
+  AdminConfig admin;
+  LimitsConfig limits;
+  directory::DirectoryConfig directory;
+  std::vector<ShardConfig> shards;
+};
+
+Result<ProxyConfig> load_proxy_config(const std::string& path);
+Result<ProxyConfig> parse_proxy_config(std::string_view toml_text, const std::string& base_dir);
+
+}  // namespace basalt::proxy

@@ -1,0 +1,502 @@
+#include "proxy/session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "common/sasl.h"
+#include "proxy/worker.h"
+
+namespace basalt::proxy {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr size_t kPreAuthOutputCap = 64 * 1024;
+constexpr size_t kMaxSingleIo = 128 * 1024;
+constexpr milliseconds kFlushTimeout{10000};
+
+void set_nodelay(bufferevent* bev) {
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  int one = 1;
+  if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+std::string describe_event(bufferevent* bev, short what) {
+  if (what & BEV_EVENT_EOF) return "connection closed";
+  if (unsigned long ssl_error = bufferevent_get_openssl_error(bev)) {
+    char buf[256];
+    ERR_error_string_n(ssl_error, buf, sizeof buf);
+    return std::string("TLS error: ") + buf;
+  }
+  int err = EVUTIL_SOCKET_ERROR();
+  if (err != 0) return evutil_socket_error_to_string(err);
+  return "connection error";
+}
+
+void free_bufferevent(bufferevent*& bev) {
+  if (!bev) return;
+  bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
+  bufferevent_disable(bev, EV_READ | EV_WRITE);
+  bufferevent_free(bev);
+  bev = nullptr;
+}
+
+}  // namespace
+
+const char* to_string(State state) {
+  switch (state) {
+    case State::kTlsHandshake: return "tls-handshake";
+    case State::kPreAuth: return "pre-auth";
+    case State::kAuthenticating: return "authenticating";
+    case State::kFailureDelay: return "failure-delay";
+    case State::kBackendLogin: return "backend-login";
+    case State::kProxying: return "proxying";
+    case State::kClosing: return "closing";
+  }
+  return "?";
+}
+
+Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd, const SocketAddress& peer,
+                 const SocketAddress& local)
+    : worker_(worker), config_(worker.config()), protocol_(protocol), local_(local), id_(id), peer_(peer) {
+  origin_.ip = peer.host();
+  origin_.port = peer.port();
+  trusted_ = config_.trusted_networks.contains(peer);
+  started_ = last_activity_ = steady_clock::now();
+  timer_ = evtimer_new(worker.base(), on_timer, this);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+  if (is_implicit_tls(protocol)) {
+    SSL* ssl = SSL_new(worker.tls());
+    client_ = ssl ? bufferevent_openssl_socket_new(worker.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING, kOptions)
+                  : nullptr;
+    tls_active_ = true;
+    state_ = State::kTlsHandshake;
+  } else {
+    client_ = bufferevent_socket_new(worker.base(), fd, kOptions);
+  }
+  if (!client_) evutil_closesocket(fd);
+  worker_.stats().sessions.fetch_add(1, std::memory_order_relaxed);
+  Stats::add(worker_.stats().sessions_total);
+}
+
+Session::~Session() {
+  free_bufferevent(client_);
+  free_bufferevent(backend_);
+  if (timer_) event_free(timer_);
+  sasl::wipe(secret_);
+  worker_.stats().sessions.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Session::start() {
+  if (!client_) {
+    close("cannot set up the connection");
+    return;
+  }
+  if (tls_active_) bufferevent_openssl_set_allow_dirty_shutdown(client_, 1);
+  logger("proxy")->debug("[C{}] connect proto={} client={} trusted={}", id_, to_string(protocol_),
+                         peer_.to_string(), trusted_);
+  install_client_callbacks();
+  bufferevent_enable(client_, EV_READ | EV_WRITE);
+  timer_action_ = [this] { on_timeout(); };
+  arm_timer(duration_cast<milliseconds>(config_.limits.preauth_timeout));
+  if (state_ == State::kPreAuth) {
+    greeted_ = true;
+    send_greeting();
+  }
+}
+
+void Session::install_client_callbacks() {
+  bufferevent_setcb(client_, on_client_read, on_client_write, on_client_event, this);
+}
+
+bool Session::tls_available() const { return config_.tls_enabled && worker_.tls() != nullptr; }
+
+bool Session::plaintext_allowed() const { return tls_active_ || trusted_; }
+
+void Session::set_state(State next) {
+  if (next == state_) return;
+  logger("proxy")->debug("[C{}] {} -> {}", id_, to_string(state_), to_string(next));
+  if (next == State::kProxying) worker_.stats().sessions_proxying.fetch_add(1, std::memory_order_relaxed);
+  if (state_ == State::kProxying) worker_.stats().sessions_proxying.fetch_sub(1, std::memory_order_relaxed);
+  state_ = next;
+}
+
+void Session::send(std::string_view text) {
+  if (!client_) return;
+  bufferevent_write(client_, text.data(), text.size());
+  // A client that pipelines commands but never reads the answers must not grow our buffer.
+  if (state_ == State::kPreAuth && evbuffer_get_length(bufferevent_get_output(client_)) > kPreAuthOutputCap) {
+    bufferevent_disable(client_, EV_READ);
+  }
+}
+
+void Session::send_to_backend(std::string_view text) {
+  if (backend_) bufferevent_write(backend_, text.data(), text.size());
+}
+
+bool Session::count_bad_command() { return ++bad_commands_ >= config_.limits.max_bad_commands; }
+
+bool Session::start_tls(evbuffer* input) {
+  if (evbuffer_get_length(input) > 0) {
+    close_after_flush("plaintext pipelined after STARTTLS (command injection attempt)");
+    return false;
+  }
+  SSL* ssl = SSL_new(worker_.tls());
+  bufferevent* tls = ssl ? bufferevent_openssl_filter_new(worker_.base(), client_, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+                         : nullptr;
+  if (!tls) {
+    close("cannot start TLS: " + openssl_error_text());
+    return false;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+  client_ = tls;
+  tls_active_ = true;
+  set_state(State::kTlsHandshake);
+  install_client_callbacks();
+  bufferevent_enable(client_, EV_READ | EV_WRITE);
+  return true;
+}
+
+void Session::on_client_read(bufferevent* bev, void* self) {
+  auto* s = static_cast<Session*>(self);
+  switch (s->state_) {
+    case State::kPreAuth:
+      s->on_client_input(bufferevent_get_input(bev));
+      return;
+    case State::kProxying:
+      s->relay(s->client_, s->backend_, s->bytes_in_);
+      return;
+    case State::kTlsHandshake:
+    case State::kAuthenticating:
+    case State::kFailureDelay:
+    case State::kBackendLogin:
+    case State::kClosing:
+      return;  // input stays buffered until we are ready for it
+  }
+}
+
+void Session::on_client_write(bufferevent* bev, void* self) {
+  auto* s = static_cast<Session*>(self);
+  switch (s->state_) {
+    case State::kClosing:
+      if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) s->close(s->close_reason_);
+      return;
+    case State::kProxying:
+      s->on_relay_drained(s->client_);
+      return;
+    case State::kPreAuth:
+      if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+        bufferevent_enable(bev, EV_READ);
+        s->on_client_input(bufferevent_get_input(bev));
+      }
+      return;
+    case State::kTlsHandshake:
+    case State::kAuthenticating:
+    case State::kFailureDelay:
+    case State::kBackendLogin:
+      return;
+  }
+}
+
+void Session::on_client_event(bufferevent* bev, short what, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    if (s->state_ != State::kTlsHandshake) return;
+    s->set_state(State::kPreAuth);
+    if (!s->greeted_) {
+      s->greeted_ = true;
+      s->send_greeting();
+    }
+    s->on_client_input(bufferevent_get_input(bev));
+    return;
+  }
+  std::string why = describe_event(bev, what);
+  if (s->state_ == State::kProxying) {
+    s->on_side_closed(s->client_, "client " + why);
+  } else {
+    s->close(std::string("client ") + why + " during " + to_string(s->state_));
+  }
+}
+
+void Session::on_backend_read(bufferevent* bev, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (s->state_ == State::kBackendLogin) {
+    s->on_backend_input(bufferevent_get_input(bev));
+  } else if (s->state_ == State::kProxying) {
+    s->relay(s->backend_, s->client_, s->bytes_out_);
+  }
+}
+
+void Session::on_backend_write(bufferevent* bev, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (s->state_ == State::kProxying) {
+    s->on_relay_drained(s->backend_);
+  } else if (s->state_ == State::kClosing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    s->close(s->close_reason_);
+  }
+}
+
+void Session::on_backend_event(bufferevent* bev, short what, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    set_nodelay(bev);
+    s->arm_timer(s->shard_->login_timeout);
+    s->on_backend_connected();
+    return;
+  }
+  std::string why = describe_event(bev, what);
+  if (s->state_ == State::kBackendLogin) {
+    s->backend_login_failed(LoginFailure::kBackendDown, "shard " + s->shard_->name + ": " + why);
+  } else if (s->state_ == State::kProxying) {
+    s->on_side_closed(s->backend_, "backend " + why);
+  }
+}
+
+void Session::on_timer(evutil_socket_t, short, void* self) {
+  auto* s = static_cast<Session*>(self);
+  auto action = s->timer_action_;  // the action may re-arm the timer with a new one
+  if (action) action();
+}
+
+void Session::arm_timer(milliseconds delay) {
+  timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
+  evtimer_add(timer_, &tv);
+}
+
+void Session::on_timeout() {
+  switch (state_) {
+    case State::kProxying: {
+      auto idle = steady_clock::now() - last_activity_;
+      auto limit = config_.limits.idle_timeout;
+      if (idle < limit) {
+        arm_timer(duration_cast<milliseconds>(limit - idle) + milliseconds(1));
+        return;
+      }
+      close("idle timeout");
+      return;
+    }
+    case State::kClosing:
+      close(close_reason_ + " (output not flushed)");
+      return;
+    case State::kTlsHandshake:
+    case State::kPreAuth:
+    case State::kAuthenticating:
+    case State::kFailureDelay:
+    case State::kBackendLogin:
+      send_bye("Disconnected for inactivity.");
+      close_after_flush("pre-auth timeout");
+      return;
+  }
+}
+
+void Session::authenticate(std::string user, std::string secret) {
+  set_state(State::kAuthenticating);
+  bufferevent_disable(client_, EV_READ);
+  user_ = std::move(user);
+  if (origin_.proxy_ttl <= 0) {
+    sasl::wipe(secret);
+    fail_login(LoginFailure::kProxyLoop, "proxy TTL exhausted");
+    return;
+  }
+  secret_ = std::move(secret);
+  Worker* worker = &worker_;
+  uint64_t id = id_;
+  worker_.directory().authenticate(user_, secret_, [worker, id](directory::AuthResult result) {
+    if (Session* s = worker->find(id)) s->on_auth_result(std::move(result));
+  });
+}
+
+void Session::on_auth_result(directory::AuthResult result) {
+  if (state_ != State::kAuthenticating) return;
+  using directory::AuthOutcome;
+  switch (result.outcome) {
+    case AuthOutcome::kOk:
+      if (!result.route.user.empty()) user_ = result.route.user;
+      shard_ = worker_.shards().resolve(result.route.shard);
+      if (!shard_) {
+        fail_login(LoginFailure::kNoShard, "route '" + result.route.shard + "' names no configured shard");
+        return;
+      }
+      connect_backend();
+      return;
+    case AuthOutcome::kBadCredentials:
+      fail_login(LoginFailure::kBadCredentials, result.detail);
+      return;
+    case AuthOutcome::kDisabled:
+    case AuthOutcome::kMoving:
+      fail_login(LoginFailure::kAccountUnavailable,
+                 std::string(directory::to_string(result.outcome)) + ": " + result.detail);
+      return;
+    case AuthOutcome::kUnavailable:
+      fail_login(LoginFailure::kDirectoryDown, result.detail);
+      return;
+  }
+}
+
+void Session::connect_backend() {
+  set_state(State::kBackendLogin);
+  bool imap = is_imap(protocol_);
+  if (imap ? !shard_->has_imap : !shard_->has_pop3) {
+    backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + " has no address for this protocol");
+    return;
+  }
+  const SocketAddress& address = imap ? shard_->imap : shard_->pop3;
+  backend_ = bufferevent_socket_new(worker_.base(), -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  if (!backend_) {
+    backend_login_failed(LoginFailure::kBackendDown, "out of memory");
+    return;
+  }
+  bufferevent_setcb(backend_, on_backend_read, on_backend_write, on_backend_event, this);
+  bufferevent_enable(backend_, EV_READ | EV_WRITE);
+  timer_action_ = [this] { backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + " timed out"); };
+  arm_timer(shard_->connect_timeout);
+  if (bufferevent_socket_connect(backend_, address.get(), static_cast<int>(address.length)) < 0) {
+    backend_login_failed(LoginFailure::kBackendDown,
+                         "shard " + shard_->name + ": connect: " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+  }
+}
+
+void Session::backend_login_failed(LoginFailure failure, const std::string& detail) {
+  if (state_ != State::kBackendLogin) return;
+  Stats::add(worker_.stats().backend_errors);
+  free_bufferevent(backend_);
+  fail_login(failure, detail);
+}
+
+void Session::fail_login(LoginFailure failure, const std::string& detail) {
+  sasl::wipe(secret_);
+  Stats& stats = worker_.stats();
+  switch (failure) {
+    case LoginFailure::kBadCredentials: Stats::add(stats.logins_bad_credentials); break;
+    case LoginFailure::kPrivacyRequired:
+    case LoginFailure::kAuthzRefused:
+    case LoginFailure::kProxyLoop: Stats::add(stats.logins_refused); break;
+    case LoginFailure::kDirectoryDown:
+    case LoginFailure::kAccountUnavailable:
+    case LoginFailure::kNoShard:
+    case LoginFailure::kBackendDown:
+    case LoginFailure::kBackendRejected: Stats::add(stats.logins_unavailable); break;
+  }
+  logger("proxy")->info("[C{}] login failed proto={} client={} user={} reason=\"{}\"", id_, protocol_name(),
+                        peer_.to_string(), log_safe(user_), detail);
+  auto answer = [this, failure, detail] {
+    set_state(State::kPreAuth);
+    timer_action_ = [this] { on_timeout(); };
+    auto elapsed = steady_clock::now() - started_;
+    auto left = config_.limits.preauth_timeout - duration_cast<std::chrono::seconds>(elapsed);
+    arm_timer(std::max(milliseconds(1), duration_cast<milliseconds>(left)));
+    send_login_failure(failure, detail);
+    if (state_ != State::kPreAuth) return;  // the reply closed the session
+    bufferevent_enable(client_, EV_READ);
+    on_client_input(bufferevent_get_input(client_));
+  };
+  bool penalize = failure == LoginFailure::kBadCredentials || failure == LoginFailure::kAuthzRefused;
+  if (penalize && config_.auth_failure_delay.count() > 0) {
+    set_state(State::kFailureDelay);
+    timer_action_ = answer;
+    arm_timer(config_.auth_failure_delay);
+  } else {
+    answer();
+  }
+}
+
+void Session::backend_login_succeeded() {
+  sasl::wipe(secret_);
+  Stats::add(worker_.stats().logins_ok);
+  logger("proxy")->info("[C{}] login proto={} client={} user={} shard={} tls={}", id_, protocol_name(),
+                        peer_.to_string(), log_safe(user_), shard_->name, tls_active_);
+  set_state(State::kProxying);
+  start_relay();
+}
+
+void Session::start_relay() {
+  for (bufferevent* bev : {client_, backend_}) {
+    bufferevent_set_max_single_read(bev, kMaxSingleIo);
+    bufferevent_set_max_single_write(bev, kMaxSingleIo);
+    bufferevent_setwatermark(bev, EV_WRITE, config_.limits.relay_high_watermark / 2, 0);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+  }
+  last_activity_ = steady_clock::now();
+  timer_action_ = [this] { on_timeout(); };
+  arm_timer(duration_cast<milliseconds>(config_.limits.idle_timeout));
+  // Whatever either side sent right behind the login exchange is already buffered.
+  relay(backend_, client_, bytes_out_);
+  relay(client_, backend_, bytes_in_);
+}
+
+void Session::relay(bufferevent* from, bufferevent* to, uint64_t& counter) {
+  evbuffer* input = bufferevent_get_input(from);
+  size_t n = evbuffer_get_length(input);
+  if (n == 0) return;
+  counter += n;
+  Stats::add(from == client_ ? worker_.stats().bytes_client_to_backend : worker_.stats().bytes_backend_to_client, n);
+  last_activity_ = steady_clock::now();
+  evbuffer* output = bufferevent_get_output(to);
+  evbuffer_add_buffer(output, input);
+  // Back-pressure: stop reading from a fast sender until the slow reader has caught up.
+  if (evbuffer_get_length(output) >= config_.limits.relay_high_watermark) bufferevent_disable(from, EV_READ);
+}
+
+void Session::on_relay_drained(bufferevent* drained) {
+  bufferevent* other = drained == client_ ? backend_ : client_;
+  if (!other || (bufferevent_get_enabled(other) & EV_READ)) return;
+  bufferevent_enable(other, EV_READ);
+  relay(other, drained, other == client_ ? bytes_in_ : bytes_out_);
+}
+
+void Session::on_side_closed(bufferevent* side, const std::string& reason) {
+  bufferevent* other = side == client_ ? backend_ : client_;
+  relay(side, other, side == client_ ? bytes_in_ : bytes_out_);
+  if (side == client_) {
+    close(reason);  // nobody left to deliver the backend's remaining output to
+    return;
+  }
+  free_bufferevent(backend_);
+  close_after_flush(reason);
+}
+
+void Session::close_after_flush(const std::string& reason) {
+  if (!client_ || evbuffer_get_length(bufferevent_get_output(client_)) == 0) {
+    close(reason);
+    return;
+  }
+  close_reason_ = reason;
+  set_state(State::kClosing);
+  bufferevent_disable(client_, EV_READ);
+  bufferevent_setwatermark(client_, EV_WRITE, 0, 0);
+  timer_action_ = [this] { on_timeout(); };
+  arm_timer(kFlushTimeout);
+}
+
+void Session::close(const std::string& reason) {
+  if (!timer_) return;  // already closed
+  log_end(reason);
+  set_state(State::kClosing);
+  free_bufferevent(client_);
+  free_bufferevent(backend_);
+  event_free(timer_);
+  timer_ = nullptr;
+  sasl::wipe(secret_);
+  worker_.retire(id_);
+}
+
+void Session::log_end(const std::string& reason) {
+  auto ms = duration_cast<milliseconds>(steady_clock::now() - started_).count();
+  logger("proxy")->info("[C{}] session end proto={} client={} user={} shard={} in={} out={} duration_ms={} reason=\"{}\"",
+                        id_, protocol_name(), peer_.to_string(), user_.empty() ? "-" : log_safe(user_),
+                        shard_ ? shard_->name : "-", bytes_in_, bytes_out_, ms, reason);
+}
+
+}  // namespace basalt::proxy

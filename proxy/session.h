@@ -1,0 +1,149 @@
+// One client connection: transport (TLS, timers, back-pressure), authentication through the
+// Directory, backend connection and the byte relay. Protocol subclasses (IMAP, POP3) implement
+// the pre-auth dialogue and the backend login.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/net.h"
+#include "directory/directory.h"
+#include "proxy/proxy_config.h"
+
+namespace basalt::proxy {
+
+class Worker;
+
+enum class State {
+  kTlsHandshake,    // implicit TLS listener, before the greeting reaches the client
+  kPreAuth,         // reading pre-auth commands
+  kAuthenticating,  // waiting for the Directory; client reads paused
+  kFailureDelay,    // answering a failed login after the penalty delay
+  kBackendLogin,    // connected (or connecting) to the shard, logging in
+  kProxying,        // relaying bytes both ways
+  kClosing,         // flushing the last reply, then gone
+};
+
+const char* to_string(State state);
+
+// Why a login did not succeed: picks the client's reply and the log reason.
+enum class LoginFailure {
+  kBadCredentials,       // wrong secret or unknown user: AUTHENTICATIONFAILED after the delay
+  kDirectoryDown,        // LDAP unreachable, slow or overloaded: UNAVAILABLE
+  kAccountUnavailable,   // moving or disabled: temporary failure
+  kNoShard,              // routing attribute names no configured shard
+  kBackendDown,          // shard not reachable or login timed out
+  kBackendRejected,      // shard refused our login (master or passthrough)
+  kPrivacyRequired,      // plaintext authentication before TLS
+  kAuthzRefused,         // SASL authzid for someone else
+  kProxyLoop,            // TTL exhausted
+};
+
+struct ClientIdentity {
+  std::string ip;       // the real client address (forwarded to the shard)
+  uint16_t port = 0;
+  int proxy_ttl = 5;    // decremented per proxy hop
+};
+
+class Session {
+ public:
+  Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd, const SocketAddress& peer,
+          const SocketAddress& local);
+  virtual ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  uint64_t id() const { return id_; }
+  State state() const { return state_; }
+  const std::string& user() const { return user_; }
+
+  // Ends the session at once (no more replies); `reason` goes to the session log line.
+  void close(const std::string& reason);
+
+ protected:
+  // ---- protocol hooks
+  virtual void send_greeting() = 0;
+  virtual void on_client_input(evbuffer* input) = 0;             // kPreAuth only
+  virtual void send_login_failure(LoginFailure failure, const std::string& detail) = 0;
+  virtual void send_bye(const std::string& text) = 0;  // untagged goodbye before we hang up
+  virtual void on_backend_connected() = 0;
+  virtual void on_backend_input(evbuffer* input) = 0;            // kBackendLogin only
+  virtual const char* protocol_name() const = 0;
+
+  // ---- services for subclasses
+  void send(std::string_view text);
+  void set_state(State next);
+  bool tls_active() const { return tls_active_; }
+  bool tls_available() const;
+  bool plaintext_allowed() const;  // TLS active or a trusted client network
+  bool client_trusted() const { return trusted_; }
+  // Switches the client connection to TLS. Returns false (and closes) if plaintext arrived
+  // after the STARTTLS/STLS command: that would be answered inside TLS (command injection).
+  bool start_tls(evbuffer* input);
+  // Counts a bad command; true if the limit is reached (the caller says BYE and closes).
+  bool count_bad_command();
+  // Asks the Directory; on success connects to the user's shard, otherwise calls
+  // send_login_failure (after the penalty delay for bad credentials).
+  void authenticate(std::string user, std::string secret);
+  // Protocol subclass reports the backend login outcome.
+  void backend_login_succeeded();
+  void backend_login_failed(LoginFailure failure, const std::string& detail);
+  void send_to_backend(std::string_view text);
+  // Closes after the pending output reached the client.
+  void close_after_flush(const std::string& reason);
+
+  Worker& worker_;
+  const ProxyConfig& config_;
+  const Protocol protocol_;
+  ClientIdentity origin_;
+  SocketAddress local_;
+  std::string user_;            // as typed, then canonical after directory lookup
+  std::string secret_;          // kept only for passthrough backend login; wiped after
+  const ShardConfig* shard_ = nullptr;
+  bufferevent* client_ = nullptr;
+  bufferevent* backend_ = nullptr;
+
+ private:
+  static void on_client_read(bufferevent* bev, void* self);
+  static void on_client_write(bufferevent* bev, void* self);
+  static void on_client_event(bufferevent* bev, short what, void* self);
+  static void on_backend_read(bufferevent* bev, void* self);
+  static void on_backend_write(bufferevent* bev, void* self);
+  static void on_backend_event(bufferevent* bev, short what, void* self);
+  static void on_timer(evutil_socket_t, short, void* self);
+
+  void install_client_callbacks();
+  void on_auth_result(directory::AuthResult result);
+  void connect_backend();
+  void start_relay();
+  void relay(bufferevent* from, bufferevent* to, uint64_t& counter);
+  void on_relay_drained(bufferevent* drained);
+  void on_side_closed(bufferevent* side, const std::string& reason);
+  void arm_timer(std::chrono::milliseconds delay);
+  void on_timeout();
+  void fail_login(LoginFailure failure, const std::string& detail);
+  void log_end(const std::string& reason);
+
+  const uint64_t id_;
+  State state_ = State::kPreAuth;
+  SocketAddress peer_;
+  bool trusted_ = false;
+  bool tls_active_ = false;
+  bool greeted_ = false;
+  size_t bad_commands_ = 0;
+  event* timer_ = nullptr;
+  std::function<void()> timer_action_;
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point last_activity_;
+  uint64_t bytes_in_ = 0;   // client → backend
+  uint64_t bytes_out_ = 0;  // backend → client
+  std::string close_reason_;
+};
+
+}  // namespace basalt::proxy

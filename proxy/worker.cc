@@ -1,0 +1,113 @@
+#include "proxy/worker.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "common/log.h"
+#include "directory/directory_config.h"
+#include "proxy/imap_session.h"
+#include "proxy/pop3_session.h"
+
+namespace basalt::proxy {
+
+Worker::Worker(unsigned index, const ProxyConfig& config, SSL_CTX* tls, Stats& stats)
+    : index_(index), config_(config), tls_(tls), stats_(stats), shards_(config.shards) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    stop();
+    join();
+  }
+  for (auto& [id, session] : sessions_) graveyard_.push_back(std::move(session));
+  sessions_.clear();
+  graveyard_.clear();
+  for (auto& a : acceptors_) {
+    if (a->listener) evconnlistener_free(a->listener);
+  }
+  directory_.reset();  // before the loop it runs on
+  if (reaper_) event_free(reaper_);
+  if (stopper_) event_free(stopper_);
+}
+
+Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
+  base_.reset(event_base_new());
+  if (!base_) return make_error("event_base_new failed");
+  reaper_ = event_new(base_.get(), -1, 0, on_reap, this);
+  stopper_ = event_new(base_.get(), -1, 0, on_stop, this);
+  directory_ = directory::make_directory(config_.directory, base_.get());
+  if (!directory_) return make_error("cannot create the directory");
+  for (const auto& socket : sockets) {
+    auto acceptor = std::make_unique<Acceptor>(Acceptor{this, socket.protocol});
+    // The listening socket is shared by all workers: whichever loop wakes first accepts.
+    acceptor->listener = evconnlistener_new(base_.get(), on_accept, acceptor.get(), LEV_OPT_REUSEABLE, -1, socket.fd);
+    if (!acceptor->listener) return make_error("evconnlistener_new failed");
+    acceptors_.push_back(std::move(acceptor));
+  }
+  return {};
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    event_base_dispatch(base_.get());
+    logger("proxy")->debug("worker {} stopped", index_);
+  });
+}
+
+void Worker::stop() {
+  // event_active on another thread's base is safe once evthread_use_pthreads() ran.
+  event_active(stopper_, EV_TIMEOUT, 0);
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::on_stop(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  for (auto& a : w->acceptors_) evconnlistener_disable(a->listener);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, session] : w->sessions_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    if (Session* s = w->find(id)) s->close("proxy shutting down");
+  }
+  w->graveyard_.clear();
+  event_base_loopexit(w->base_.get(), nullptr);
+}
+
+Session* Worker::find(uint64_t id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void Worker::retire(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  graveyard_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  event_active(reaper_, EV_TIMEOUT, 0);
+}
+
+void Worker::on_reap(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->graveyard_.clear(); }
+
+void Worker::on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
+  auto* acceptor = static_cast<Acceptor*>(arg);
+  Worker* w = acceptor->worker;
+  SocketAddress peer = SocketAddress::from(addr, static_cast<socklen_t>(len));
+  SocketAddress local;
+  local.length = sizeof local.storage;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
+  (void)listener;
+  // Session ids are unique per process and stay short in logs.
+  uint64_t id = w->next_id_++ * w->config_.workers + w->index_;
+  std::unique_ptr<Session> session;
+  if (is_imap(acceptor->protocol)) {
+    session = std::make_unique<ImapSession>(*w, id, acceptor->protocol, fd, peer, local);
+  } else {
+    session = std::make_unique<Pop3Session>(*w, id, acceptor->protocol, fd, peer, local);
+  }
+  Session* raw = session.get();
+  w->sessions_.emplace(id, std::move(session));
+  raw->start();
+}
+
+}  // namespace basalt::proxy

@@ -1,0 +1,79 @@
+// A worker thread: its own event loop, Directory instance and sessions. Listening sockets are
+// shared; every worker accepts from each of them.
+#pragma once
+
+#include <event2/listener.h>
+
+#include <memory>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/handles.h"
+#include "common/result.h"
+#include "directory/directory.h"
+#include "proxy/proxy_config.h"
+#include "proxy/shard_map.h"
+#include "proxy/stats.h"
+
+namespace basalt::proxy {
+
+class Session;
+
+struct ListenSocket {
+  evutil_socket_t fd = -1;
+  Protocol protocol = Protocol::kImap;
+};
+
+class Worker {
+ public:
+  Worker(unsigned index, const ProxyConfig& config, SSL_CTX* tls, Stats& stats);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  Result<void> init(const std::vector<ListenSocket>& sockets);
+  void start();  // runs the loop on a new thread
+  void stop();   // thread-safe: ends the loop; open sessions are closed
+  void join();
+
+  event_base* base() { return base_.get(); }
+  directory::Directory& directory() { return *directory_; }
+  const ProxyConfig& config() const { return config_; }
+  SSL_CTX* tls() const { return tls_; }
+  const ShardMap& shards() const { return shards_; }
+  Stats& stats() { return stats_; }
+  unsigned index() const { return index_; }
+
+  Session* find(uint64_t id);
+  // Removes a closed session; it is destroyed at the end of this loop iteration so that the
+  // callback that closed it can still return through it.
+  void retire(uint64_t id);
+
+ private:
+  struct Acceptor {
+    Worker* worker;
+    Protocol protocol;
+    evconnlistener* listener = nullptr;
+  };
+  static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void on_reap(evutil_socket_t, short, void* arg);
+  static void on_stop(evutil_socket_t, short, void* arg);
+
+  const unsigned index_;
+  const ProxyConfig& config_;
+  SSL_CTX* tls_;
+  Stats& stats_;
+  ShardMap shards_;
+  CHandle<event_base, event_base_free> base_;
+  std::unique_ptr<directory::Directory> directory_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::vector<std::unique_ptr<Session>> graveyard_;
+  event* reaper_ = nullptr;
+  event* stopper_ = nullptr;
+  uint64_t next_id_ = 1;
+  std::thread thread_;
+};
+
+}  // namespace basalt::proxy

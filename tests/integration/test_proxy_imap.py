@@ -1,0 +1,258 @@
+"""basalt-proxy in front of two real Dovecot shards, authenticating against a real slapd: IMAP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import imaplib
+import os
+import ssl
+
+import pytest
+
+import basalt_cluster as bc
+from conftest import SHARD_HOSTS, SHARD_ONLY_MAILBOX, USERS
+from wire import Conn, b64, client_tls, plain, wait_for, wait_sessions
+
+LISTENERS = ("imap", "imaps", "pop3", "pop3s")
+
+
+@pytest.fixture(scope="module")
+def proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    text = bc.proxy_config(slapd, {"a": shard_a, "b": shard_b}, {p: bc.free_port() for p in LISTENERS}, certs,
+                           shard_hosts=SHARD_HOSTS, proxy={"auth_failure_delay_ms": 300})
+    p = bc.Proxy(workdir / "proxy-imap", proxy_binary, text)
+    p.start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def tls(certs) -> ssl.SSLContext:
+    return client_tls(certs["ca"])
+
+
+def mailboxes(imap: imaplib.IMAP4) -> set[str]:
+    typ, data = imap.list()
+    assert typ == "OK"
+    return {line.decode().rsplit(" ", 1)[-1].strip('"') for line in data}
+
+
+@pytest.mark.parametrize("uid", ["alice", "bob", "carol", "dave", "grace"])
+def test_each_user_lands_on_the_shard_holding_their_mail(proxy, uid):
+    user = USERS[uid]
+    imap = imaplib.IMAP4(bc.LOOPBACK, proxy.port("imap"))
+    try:
+        typ, _ = imap.login(uid, user["password"])
+        assert typ == "OK"
+        boxes = mailboxes(imap)
+        assert SHARD_ONLY_MAILBOX[user["shard"]] in boxes
+        other = "b" if user["shard"] == "a" else "a"
+        assert SHARD_ONLY_MAILBOX[other] not in boxes
+        typ, data = imap.select("INBOX", readonly=True)
+        assert typ == "OK" and int(data[0]) >= 1
+    finally:
+        imap.logout()
+
+
+def test_greeting_and_capability_before_login(proxy):
+    c = Conn(proxy.port("imap"))
+    greeting = c.line()
+    assert greeting.startswith("* OK [CAPABILITY IMAP4rev1 ")
+    for cap in ("SASL-IR", "ID", "LITERAL+", "STARTTLS", "AUTH=PLAIN", "AUTH=LOGIN"):
+        assert f" {cap}" in greeting
+    lines = c.command("a1", "CAPABILITY")
+    assert lines[0].startswith("* CAPABILITY IMAP4rev1 ")
+    assert lines[-1].startswith("a1 OK ")
+    assert c.command("a2", "NOOP") == ["a2 OK NOOP completed."]
+    lines = c.command("a3", 'ID ("name" "pytest" "version" "1")')
+    assert lines == ['* ID ("name" "Basalt")', "a3 OK ID completed."]
+    assert c.command("a4", "ID NIL")[-1] == "a4 OK ID completed."
+    assert c.command("a5", "LOGOUT") == ["* BYE Logging out", "a5 OK Logout completed."]
+    assert c.closed()
+
+
+def test_login_returns_the_shards_post_login_capabilities(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    ok = c.command("a", "LOGIN alice alice-secret")[-1]
+    assert ok.startswith("a OK [CAPABILITY IMAP4rev1 ")
+    assert " IDLE" in ok and "STARTTLS" not in ok and "AUTH=" not in ok
+    lines = c.command("b", "SELECT Shard-A-Only")
+    assert lines[-1].startswith("b OK ")
+    assert c.command("c", "LOGOUT")[-1].startswith("c OK")
+
+
+def test_login_with_synchronizing_and_nonsynchronizing_literals(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a LOGIN {5}\r\n")
+    assert c.line().startswith("+ ")
+    c.send("carol {12+}\r\ncarol-secret\r\n")
+    assert c.until_tag("a")[-1].startswith("a OK [CAPABILITY ")
+    assert "Shard-B-Only" in "\n".join(c.command("b", 'LIST "" "*"'))
+
+
+def test_authenticate_plain_with_initial_response(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    assert c.command("a", "AUTHENTICATE PLAIN " + plain("bob", "bob-secret"))[-1].startswith("a OK [CAPABILITY ")
+
+
+def test_authenticate_plain_with_continuation(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a AUTHENTICATE PLAIN\r\n")
+    assert c.line() == "+ "
+    c.send(plain("dave", "dave-secret") + "\r\n")
+    assert c.until_tag("a")[-1].startswith("a OK [CAPABILITY ")
+    assert "Shard-B-Only" in "\n".join(c.command("b", 'LIST "" "*"'))
+
+
+def test_authenticate_login_mechanism(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a AUTHENTICATE LOGIN\r\n")
+    assert c.line() == "+ VXNlcm5hbWU6"
+    c.send(b64("alice") + "\r\n")
+    assert c.line() == "+ UGFzc3dvcmQ6"
+    c.send(b64("alice-secret") + "\r\n")
+    assert c.until_tag("a")[-1].startswith("a OK [CAPABILITY ")
+
+
+def test_authenticate_plain_with_own_authzid_is_accepted(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    assert c.command("a", "AUTHENTICATE PLAIN " + plain("alice", "alice-secret", authzid="alice"))[-1].startswith("a OK")
+
+
+def test_authenticate_cancel_and_bad_base64(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a AUTHENTICATE PLAIN\r\n")
+    assert c.line() == "+ "
+    c.send("*\r\n")
+    assert c.line() == "a BAD Authentication canceled."
+    assert c.command("b", "AUTHENTICATE PLAIN !!notbase64!!") == ["b BAD Invalid base64 data in SASL response."]
+    assert c.command("c", "AUTHENTICATE CRAM-MD5") == ["c NO Unsupported authentication mechanism."]
+    assert c.command("d", "NOOP") == ["d OK NOOP completed."]
+
+
+def test_authzid_for_another_user_is_refused(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    lines = c.command("a", "AUTHENTICATE PLAIN " + plain("alice", "alice-secret", authzid="bob"), timeout=10)
+    assert lines == ["a NO [AUTHORIZATIONFAILED] Authorization failed."]
+
+
+def test_starttls_then_login(proxy, tls):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    assert c.command("a", "STARTTLS") == ["a OK Begin TLS negotiation now."]
+    c.starttls(tls)
+    caps = c.command("b", "CAPABILITY")[0]
+    assert "STARTTLS" not in caps and "AUTH=PLAIN" in caps
+    assert c.command("c", "STARTTLS") == ["c BAD TLS is already active."]
+    assert c.command("d", "LOGIN carol carol-secret")[-1].startswith("d OK [CAPABILITY ")
+
+
+def test_implicit_tls_with_imaplib(proxy, tls):
+    imap = imaplib.IMAP4_SSL(bc.LOOPBACK, proxy.port("imaps"), ssl_context=tls)
+    try:
+        assert imap.login("dave", "dave-secret")[0] == "OK"
+        assert SHARD_ONLY_MAILBOX["b"] in mailboxes(imap)
+    finally:
+        imap.logout()
+
+
+def test_starttls_with_imaplib(proxy, tls):
+    imap = imaplib.IMAP4(bc.LOOPBACK, proxy.port("imap"))
+    try:
+        assert imap.starttls(ssl_context=tls)[0] == "OK"
+        assert imap.login("alice", "alice-secret")[0] == "OK"
+        assert SHARD_ONLY_MAILBOX["a"] in mailboxes(imap)
+    finally:
+        imap.logout()
+
+
+def test_commands_pipelined_behind_login_reach_the_shard(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a LOGIN alice alice-secret\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+    assert c.until_tag("a")[-1].startswith("a OK [CAPABILITY ")
+    assert c.until_tag("b")[-1].startswith("b OK [READ-WRITE]")
+    assert c.until_tag("c")[-1].startswith("c OK")
+    assert c.closed()
+
+
+def test_plaintext_after_starttls_is_not_executed(proxy):
+    """STARTTLS command injection (CVE-2011-0411 class): bytes pipelined behind STARTTLS are refused."""
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a STARTTLS\r\nb LOGIN alice alice-secret\r\n")
+    assert c.line() == "a OK Begin TLS negotiation now."
+    assert c.closed()
+
+
+def test_client_address_is_forwarded_to_the_shard(proxy, shard_a):
+    c = Conn(proxy.port("imap"), source="127.0.0.2")
+    c.line()
+    assert c.command("a", "LOGIN bob bob-secret")[-1].startswith("a OK")
+    c.command("b", "LOGOUT")
+    log = wait_for(lambda: [l for l in shard_a.log_text().splitlines()
+                            if "user=<bob>" in l and "rip=127.0.0.2" in l])
+    assert log, "shard a never logged bob's login from 127.0.0.2"
+
+
+def test_ten_megabyte_message_is_byte_identical_through_the_proxy(proxy, shard_b):
+    body = os.urandom(7 * 1024 * 1024)
+    encoded = base64.encodebytes(body).replace(b"\n", b"\r\n")
+    message = (b"From: big@example.org\r\nTo: carol@example.org\r\nSubject: ten megabytes\r\n"
+               b"MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded)
+    assert len(message) > 9 * 1024 * 1024
+    shard_b.deliver("carol", message)
+
+    def fetch(imap: imaplib.IMAP4) -> bytes:
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.search(None, "SUBJECT", '"ten megabytes"')
+        assert typ == "OK" and data[0]
+        num = data[0].split()[-1]
+        typ, data = imap.fetch(num, "(BODY.PEEK[])")
+        assert typ == "OK"
+        return data[0][1]
+
+    direct = shard_b.imap("carol")
+    try:
+        expected = fetch(direct)
+    finally:
+        direct.logout()
+    via = imaplib.IMAP4(bc.LOOPBACK, proxy.port("imap"))
+    try:
+        via.login("carol", "carol-secret")
+        got = fetch(via)
+    finally:
+        via.logout()
+    assert expected.endswith(message)  # LMTP prepended Return-Path/Received
+    assert len(got) == len(expected)
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+def test_session_log_line_names_user_shard_bytes_and_reason_but_never_the_password(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.command("a", "LOGIN grace {%d+}\r\n%s" % (len(USERS["grace"]["password"]), USERS["grace"]["password"]))
+    c.command("b", "LOGOUT")
+    c.closed()
+    ends = wait_for(lambda: [l for l in proxy.log_text().splitlines() if "session end" in l and "user=grace" in l])
+    assert ends, proxy.log_text()[-2000:]
+    line = ends[-1]
+    for field in ("proto=imap", "client=127.0.0.1:", "shard=a", "in=", "out=", "duration_ms=", "reason="):
+        assert field in line
+    log = proxy.log_text()
+    for user in USERS.values():
+        assert user["password"] not in log
+
+
+def test_no_session_is_left_behind(proxy):
+    assert wait_sessions(proxy, 0) == 0

@@ -1,0 +1,58 @@
+// basaltctl: the Basalt operator CLI. main() only parses arguments and dispatches.
+#include <csignal>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.h"
+#include "tools/basaltctl/auth_command.h"
+
+int main(int argc, char** argv) {
+  // libldap writes with write(2): a server closing the socket must not kill us with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"basaltctl: Basalt operator tool"};
+  std::string config_path = "/etc/basalt/proxy.toml";
+  std::string log_level = "warn";
+  app.add_option("-c,--config", config_path, "configuration file (TOML)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.require_subcommand(1);
+
+  auto* auth = app.add_subcommand("auth", "exercise the directory ([directory] table)");
+  auth->require_subcommand(1);
+
+  basalt::ctl::AuthTestOptions test;
+  auto* test_cmd = auth->add_subcommand(
+      "test", "authenticate USER once; password from stdin (one line) or --password-file.\n"
+              "Exit: 0 ok, 1 auth failed (bad credentials, disabled, moving), 2 unavailable, 3 config error");
+  test_cmd->add_option("USER", test.user, "user name")->required();
+  test_cmd->add_option("--password-file", test.password_file, "read the password from this file");
+
+  basalt::ctl::AuthBenchOptions bench;
+  auto* bench_cmd = auth->add_subcommand("bench", "concurrent logins (load test)");
+  bench_cmd->group("");  // hidden: a load generator, not an operator command
+  bench_cmd->add_option("USER", bench.users, "user names (cycled)")->required();
+  bench_cmd->add_option("-n", bench.requests, "number of logins");
+  bench_cmd->add_option("-c", bench.concurrency, "logins in flight");
+  bench_cmd->add_option("--password-file", bench.password_file, "read the password from this file");
+  bench_cmd->add_flag("--no-cache", bench.no_cache, "disable the route cache (search on every login)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : static_cast<int>(basalt::ctl::ExitCode::kConfigError);
+  }
+  basalt::set_log_level(log_level);
+  try {
+    if (*test_cmd) {
+      test.config_path = config_path;
+      return static_cast<int>(basalt::ctl::run_auth_test(test));
+    }
+    bench.config_path = config_path;
+    return static_cast<int>(basalt::ctl::run_auth_bench(bench));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "basaltctl: %s\n", e.what());
+    return static_cast<int>(basalt::ctl::ExitCode::kConfigError);
+  }
+}
