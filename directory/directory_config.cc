@@ -287,7 +287,7 @@ Result<DirectoryConfig> parse_directory_config(const toml::table& directory_tabl
   if (ldap_node && !ldap_node->is_table()) return make_error("directory.ldap: expected a table");
   // A present LDAP table is validated even for backend = "file", so that switching backends
   // later does not reveal old mistakes.
-  toml::table empty;
+  static const toml::table empty;
   const toml::table& ldap_table = ldap_node ? *ldap_node->as_table() : empty;
   if (config.backend == DirectoryBackend::kLdap || ldap_node) parse_ldap(ldap_table, base_dir, config.ldap, error);
   if (error) return *error;

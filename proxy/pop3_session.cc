@@ -206,7 +206,7 @@ void Pop3Session::send_login_failure(LoginFailure failure, const std::string&) {
   send(std::string(reply) + "\r\n");
 }
 
-// ---- backend login: greeting, CAPA, XCLIENT (when offered), AUTH PLAIN.
+// ---- backend login: greeting, XCLIENT (when offered), AUTH PLAIN.
 
 void Pop3Session::on_backend_connected() { step_ = BackendStep::kGreeting; }
 
@@ -225,60 +225,43 @@ void Pop3Session::on_backend_input(evbuffer* input) {
 
 bool Pop3Session::on_backend_line(const std::string& line) {
   bool ok = line.starts_with("+OK");
-  auto fail = [this](const std::string& why) {
-    backend_login_failed(LoginFailure::kBackendRejected, "shard " + shard_->name + ": " + why);
-    return false;
-  };
   switch (step_) {
-    case BackendStep::kGreeting:
-      if (!ok) return fail("unexpected greeting");
-      step_ = BackendStep::kCapa;
-      send_to_backend("CAPA\r\n");
-      return true;
-    case BackendStep::kCapa:
-      if (!in_capa_list_) {
-        if (!ok) {  // no CAPA: assume SASL PLAIN
-          send_backend_auth();
-          return true;
-        }
-        in_capa_list_ = true;
-        return true;
-      }
-      if (line != ".") {
-        backend_capabilities_ += (backend_capabilities_.empty() ? "" : " ") + line;
-        return true;
-      }
-      in_capa_list_ = false;
-      if (has_capability(backend_capabilities_, "XCLIENT")) {
+    case BackendStep::kGreeting: {
+      if (!ok) break;
+      // Dovecot announces XCLIENT in its greeting, to trusted clients only.
+      std::string commands;
+      if (line.find("[XCLIENT]") != std::string::npos) {
         step_ = BackendStep::kXclient;
-        send_to_backend("XCLIENT ADDR=" + origin_.ip + " PORT=" + std::to_string(origin_.port) + " SESSION=basalt-" +
-                        std::to_string(worker_.index()) + "-" + std::to_string(id()) +
-                        " TTL=" + std::to_string(origin_.proxy_ttl) + "\r\n");
+        commands = "XCLIENT ADDR=" + origin_.ip + " PORT=" + std::to_string(origin_.port) + " SESSION=basalt-" +
+                   std::to_string(worker_.index()) + "-" + std::to_string(id()) +
+                   " TTL=" + std::to_string(origin_.proxy_ttl) + "\r\n";
       } else {
-        send_backend_auth();
+        step_ = BackendStep::kAuth;
       }
+      send_backend_auth(commands);  // pipelined behind XCLIENT: one write, one round trip
       return true;
+    }
     case BackendStep::kXclient:
-      send_backend_auth();  // a refused XCLIENT only costs the forwarded address
+      step_ = BackendStep::kAuth;  // a refused XCLIENT only costs the forwarded address
       return true;
     case BackendStep::kAuth:
-      if (!ok) return fail("login refused: " + line.substr(0, 200));
+      if (!ok) break;
       send("+OK Logged in.\r\n");
       backend_login_succeeded();
       return false;
   }
-  return true;
+  backend_login_failed(LoginFailure::kBackendRejected, "shard " + shard_->name + ": " + line.substr(0, 200));
+  return false;
 }
 
-void Pop3Session::send_backend_auth() {
-  step_ = BackendStep::kAuth;
+void Pop3Session::send_backend_auth(std::string commands) {
   bool master = shard_->login == ShardLogin::kMaster;
   std::string payload = master ? sasl::encode_plain(user_, shard_->master_user, shard_->master_password)
                                : sasl::encode_plain("", user_, secret_);
   sasl::wipe(secret_);
-  std::string command = "AUTH PLAIN " + payload + "\r\n";
-  send_to_backend(command);
-  sasl::wipe(command);
+  commands += "AUTH PLAIN " + payload + "\r\n";
+  send_to_backend(commands);
+  sasl::wipe(commands);
   sasl::wipe(payload);
 }
 

@@ -17,7 +17,7 @@ class Pop3Session final : public Session {
 
  private:
   enum class Sasl { kNone, kPlain, kLoginUser, kLoginPassword };
-  enum class BackendStep { kGreeting, kCapa, kXclient, kAuth };
+  enum class BackendStep { kGreeting, kXclient, kAuth };
 
   void send_greeting() override;
   void send_bye(const std::string& text) override;
@@ -37,15 +37,13 @@ class Pop3Session final : public Session {
   void on_backend_connected() override;
   void on_backend_input(evbuffer* input) override;
   bool on_backend_line(const std::string& line);
-  void send_backend_auth();
+  void send_backend_auth(std::string commands);
 
   pop3::CommandParser parser_;
   imap::LineReader sasl_reader_;
   Sasl sasl_ = Sasl::kNone;
   std::string pending_user_;  // from USER, or the first SASL LOGIN step
   BackendStep step_ = BackendStep::kGreeting;
-  bool in_capa_list_ = false;
-  std::string backend_capabilities_;  // one space-separated line
 };
 
 }  // namespace basalt::proxy

@@ -9,7 +9,7 @@ import pytest
 
 import basalt_cluster as bc
 from conftest import SHARD_HOSTS, USERS
-from wire import Conn, b64, client_tls, plain, wait_sessions
+from wire import Conn, b64, client_tls, plain, wait_for, wait_sessions
 
 LISTENERS = ("pop3", "pop3s")
 
@@ -175,6 +175,32 @@ def test_plaintext_after_stls_is_not_executed(proxy):
     c.send("STLS\r\nUSER alice\r\n")
     assert c.line() == "+OK Begin TLS negotiation now."
     assert c.closed()
+
+
+def test_client_address_is_forwarded_with_xclient(proxy, shard_b):
+    c = Conn(proxy.port("pop3"), source="127.0.0.3")
+    c.line()
+    c.send("AUTH PLAIN " + plain("carol", "carol-secret") + "\r\n")
+    assert c.line() == "+OK Logged in."
+    c.send("QUIT\r\n")
+    c.line()
+    log = wait_for(lambda: [l for l in shard_b.log_text().splitlines()
+                            if "pop3-login" in l and "user=<carol>" in l and "rip=127.0.0.3" in l])
+    assert log, "shard b never logged carol's POP3 login from 127.0.0.3"
+
+
+def test_retr_through_the_proxy_matches_the_shard(proxy, shard_a):
+    direct = poplib.POP3(bc.LOOPBACK, shard_a.pop3_port)
+    direct.user("bob")
+    direct.pass_("bob-secret")
+    expected = direct.retr(1)[1]
+    direct.quit()
+    via = poplib.POP3(bc.LOOPBACK, proxy.port("pop3"))
+    via.user("bob")
+    via.pass_("bob-secret")
+    assert via.retr(1)[1] == expected
+    assert via.uidl()[0].startswith(b"+OK")
+    via.quit()
 
 
 def test_no_session_is_left_behind(proxy):

@@ -35,7 +35,8 @@ Result<directory::DirectoryConfig> load_config(const std::string& path) {
   const toml::node* table = root.get("directory");
   if (table && !table->is_table()) return make_error(path + ": [directory] must be a table");
   std::string base_dir = std::filesystem::absolute(path).parent_path().string();
-  auto config = directory::parse_directory_config(table ? *table->as_table() : toml::table{}, base_dir);
+  static const toml::table empty;  // a reference, not a copy: copies lose source positions
+  auto config = directory::parse_directory_config(table ? *table->as_table() : empty, base_dir);
   if (!config) return make_error(path + ": " + config.error().message);
   return config;
 }

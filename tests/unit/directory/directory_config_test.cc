@@ -12,8 +12,10 @@ using testing::TempDir;
 
 Result<DirectoryConfig> parse(const std::string& text, const std::string& base_dir = "/nonexistent") {
   toml::table root = toml::parse(text);
+  static const toml::table empty;
   const toml::table* table = root["directory"].as_table();
-  return parse_directory_config(table ? *table : toml::table{}, base_dir);
+  // Not `table ? *table : toml::table{}`: that copies, and copies lose source positions.
+  return parse_directory_config(table ? *table : empty, base_dir);
 }
 
 void expect_error(const std::string& text, const std::string& needle, const std::string& base_dir = "/nonexistent") {
@@ -53,7 +55,7 @@ TEST(DirectoryConfig, Defaults) {
 TEST(DirectoryConfig, FullLdapTable) {
   TempDir dir;
   dir.write("bind.pw", "s3cret\n");
-  auto config = parse(R"(
+  auto config = parse(R"toml(
 [directory]
 backend = "ldap"
 cache_ttl_s = 0
@@ -74,7 +76,7 @@ operation_timeout_ms = 200
 bind_connections = 8
 max_pending = 10
 retry_interval_ms = 0
-)",
+)toml",
                       dir.path());
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->cache_ttl, std::chrono::seconds(0));
@@ -103,7 +105,7 @@ TEST(DirectoryConfig, InvalidTopLevelKeys) {
   expect_error("[directory]\ndisabled_values = [1]", "directory.disabled_values");
   expect_error("[directory]\ndisabled_values = [\"\"]", "directory.disabled_values");
   expect_error("[directory]\nmoving_values = [\"Disabled\"]", "directory.moving_values");
-  expect_error("[directory]\ncache_ttl = 30", "directory.cache_ttl: unknown key");
+  expect_error("[directory]\ncache_ttl = 30", "directory.cache_ttl (line 2): unknown key");
   expect_error("[directory]\nldap = 1", "directory.ldap: expected a table");
 }
 
@@ -136,7 +138,7 @@ TEST(DirectoryConfig, InvalidLdapKeys) {
   expect_error(h + "bind_connections = 65", "directory.ldap.bind_connections");
   expect_error(h + "max_pending = 0", "directory.ldap.max_pending");
   expect_error(h + "retry_interval_ms = -1", "directory.ldap.retry_interval_ms");
-  expect_error(h + "uri = [\"ldap://127.0.0.1\"]", "directory.ldap.uri: unknown key");
+  expect_error(h + "uri = [\"ldap://127.0.0.1\"]", "directory.ldap.uri (line 2): unknown key");
 }
 
 TEST(DirectoryConfig, EmptyPasswordFileIsRefused) {

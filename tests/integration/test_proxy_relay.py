@@ -1,0 +1,109 @@
+"""basalt-proxy after login: passthrough shards, back-pressure towards slow readers, idle timeout."""
+
+from __future__ import annotations
+
+import imaplib
+import socket
+import time
+
+import pytest
+
+import basalt_cluster as bc
+from conftest import SHARD_HOSTS
+from wire import Conn, wait_for, wait_sessions
+
+
+def start_proxy(workdir, name, slapd, shard_a, shard_b, certs, proxy_binary, login="master", **overrides):
+    cfg = bc.proxy_config_dict(slapd, {"a": shard_a, "b": shard_b}, {"imap": bc.free_port()}, certs,
+                               shard_hosts=SHARD_HOSTS, **overrides)
+    for shard in cfg["shard"]:
+        shard["login"] = login
+        if login == "passthrough":
+            del shard["master_user"], shard["master_password"]
+    p = bc.Proxy(workdir / name, proxy_binary, bc.to_toml(cfg))
+    p.start()
+    return p
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@pytest.fixture
+def henry(slapd, shard_b):
+    """A user whose shard password differs from the directory's: only a master login works."""
+    slapd.add_user(dict(uid="henry", password="henry-ldap", mail_host="b.mail.test", status="active"))
+    shard_b.add_user("henry", "henry-shard")
+    yield "henry"
+    slapd.delete_user("henry")
+
+
+@pytest.mark.parametrize("login", ["master", "passthrough"])
+def test_shard_login_mode(workdir, slapd, shard_a, shard_b, certs, proxy_binary, henry, login):
+    p = start_proxy(workdir, f"proxy-{login}", slapd, shard_a, shard_b, certs, proxy_binary, login=login)
+    try:
+        imap = imaplib.IMAP4(bc.LOOPBACK, p.port("imap"))
+        assert imap.login("carol", "carol-secret")[0] == "OK"
+        assert imap.select("Shard-B-Only")[0] == "OK"
+        imap.logout()
+        c = Conn(p.port("imap"))
+        c.line()
+        reply = c.command("a", "LOGIN henry henry-ldap")[-1]
+        if login == "master":
+            assert reply.startswith("a OK [CAPABILITY ")
+        else:  # the shard got henry's own (directory) password, which it does not accept
+            assert reply == "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."
+    finally:
+        p.stop()
+
+
+def test_a_slow_reader_does_not_make_the_proxy_buffer_without_bound(workdir, slapd, shard_a, shard_b, certs,
+                                                                    proxy_binary):
+    big = b"Subject: backpressure\r\n\r\n" + (b"x" * 998 + b"\r\n") * (24 * 1024)  # 24 MB
+    shard_a.deliver("alice", big)
+    p = start_proxy(workdir, "proxy-backpressure", slapd, shard_a, shard_b, certs, proxy_binary,
+                    limits={"relay_high_watermark": 262144})
+    try:
+        c = Conn(p.port("imap"), timeout=30)
+        c.line()
+        assert c.command("a", "LOGIN alice alice-secret")[-1].startswith("a OK")
+        assert c.command("b", "SELECT INBOX")[-1].startswith("b OK")
+        before = rss_kib(p.pid)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.send("c UID SEARCH SUBJECT backpressure\r\n")
+        uid = c.until_tag("c")[0].split()[-1]
+        c.send(f"d UID FETCH {uid} BODY.PEEK[]\r\n")
+        time.sleep(2.0)  # the shard pushes 24 MB; we read none of it
+        grown = rss_kib(p.pid) - before
+        assert grown < 8 * 1024, f"proxy RSS grew by {grown} KiB while the client was not reading"
+        total = 0
+        deadline = time.monotonic() + 60
+        c.sock.settimeout(10)
+        while total < len(big) and time.monotonic() < deadline:
+            chunk = c.sock.recv(1 << 20)
+            assert chunk
+            total += len(chunk)
+        assert total >= len(big)
+    finally:
+        p.stop()
+
+
+def test_idle_timeout_after_login_closes_the_session(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    p = start_proxy(workdir, "proxy-idle", slapd, shard_a, shard_b, certs, proxy_binary,
+                    limits={"idle_timeout_s": 1})
+    try:
+        c = Conn(p.port("imap"))
+        c.line()
+        assert c.command("a", "LOGIN bob bob-secret")[-1].startswith("a OK")
+        assert c.command("b", "NOOP")[-1].startswith("b OK")
+        start = time.monotonic()
+        assert c.closed(timeout=5)
+        assert 0.8 <= time.monotonic() - start < 3
+        assert wait_sessions(p, 0) == 0
+        assert "reason=\"idle timeout\"" in p.log_text()
+    finally:
+        p.stop()
