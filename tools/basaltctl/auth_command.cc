@@ -116,24 +116,42 @@ struct Bench {
   directory::Directory* dir = nullptr;
   const AuthBenchOptions* options = nullptr;
   std::string password;
+  Clock::time_point start;
   int started = 0;
   int done = 0;
   std::map<std::string, int> outcomes;
   std::map<std::string, int> details;
   std::vector<double> latencies_ms;
 
+  static void start_later(evutil_socket_t, short, void* arg) { static_cast<Bench*>(arg)->start_one(); }
+
   void start_one() {
-    const std::string& user = options->users[static_cast<size_t>(started) % options->users.size()];
-    ++started;
+    const int index = started++;
+    const std::string& user = options->users[static_cast<size_t>(index) % options->users.size()];
     auto t0 = Clock::now();
-    dir->authenticate(user, password, [this, t0](AuthResult r) {
-      latencies_ms.push_back(ms_since(t0));
-      ++outcomes[directory::to_string(r.outcome)];
-      if (r.outcome != AuthOutcome::kOk) ++details[r.detail];
-      ++done;
-      if (started < options->requests) start_one();
-      if (done == options->requests) event_base_loopbreak(base);
-    });
+    dir->authenticate(user, password, [this, t0, index](AuthResult r) { on_done(index, t0, r); });
+  }
+
+  void on_done(int index, Clock::time_point t0, const AuthResult& r) {
+    double latency = ms_since(t0);
+    latencies_ms.push_back(latency);
+    ++outcomes[directory::to_string(r.outcome)];
+    if (r.outcome != AuthOutcome::kOk) ++details[r.detail];
+    if (options->print_each) {
+      std::printf("login %d %s t_ms=%.1f latency_ms=%.1f detail=%s\n", index, directory::to_string(r.outcome),
+                  ms_since(start), latency, r.detail.c_str());
+      std::fflush(stdout);
+    }
+    ++done;
+    if (started < options->requests) {
+      if (options->interval_ms > 0) {
+        timeval tv{options->interval_ms / 1000, options->interval_ms % 1000 * 1000};
+        event_base_once(base, -1, EV_TIMEOUT, &Bench::start_later, this, &tv);
+      } else {
+        start_one();
+      }
+    }
+    if (done == options->requests) event_base_loopbreak(base);
   }
 };
 
@@ -163,10 +181,10 @@ ExitCode run_auth_bench(const AuthBenchOptions& options) {
   bench.dir = dir.get();
   bench.options = &options;
   bench.password = std::move(*password);
-  auto start = Clock::now();
+  bench.start = Clock::now();
   for (int i = 0; i < std::min(options.concurrency, options.requests); ++i) bench.start_one();
   event_base_dispatch(base.get());
-  double elapsed = ms_since(start);
+  double elapsed = ms_since(bench.start);
   OPENSSL_cleanse(bench.password.data(), bench.password.size());
   std::printf("requests: %d\nconcurrency: %d\n", options.requests, options.concurrency);
   for (const auto& [name, count] : bench.outcomes) std::printf("%s: %d\n", name.c_str(), count);

@@ -27,6 +27,8 @@ struct AuthBenchOptions {
   int requests = 1000;
   int concurrency = 50;
   bool no_cache = false;  // measure search + bind on every login
+  int interval_ms = 0;    // pause between a login's answer and the next login of its slot
+  bool print_each = false;  // one line per login: index outcome t_ms latency_ms detail
 };
 
 // Runs one authenticate() on a private event loop and prints outcome, route and elapsed time.

@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("-c", bench.concurrency, "logins in flight");
   bench_cmd->add_option("--password-file", bench.password_file, "read the password from this file");
   bench_cmd->add_flag("--no-cache", bench.no_cache, "disable the route cache (search on every login)");
+  bench_cmd->add_option("--interval-ms", bench.interval_ms, "pause before each slot's next login");
+  bench_cmd->add_flag("--print-each", bench.print_each, "print one line per login");
 
   try {
     app.parse(argc, argv);

@@ -31,6 +31,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import signal
 import smtplib
 import socket
@@ -878,7 +879,7 @@ class Proxy(Daemon):
                  extra_args: list[str] | tuple = ()) -> None:
         super().__init__()
         self.workdir = Path(workdir).resolve()
-        self.binary = str(binary)
+        self.binary = str(Path(binary).resolve())  # daemons run with their workdir as cwd
         self.config_text = config if isinstance(config, str) else to_toml(config)
         self.extra_args = list(extra_args)
         self.conf_path = self.workdir / "proxy.toml"
@@ -1241,6 +1242,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         if _pid_alive(old.get("pid")):
             print(f"a cluster is already running in {workdir} (pid {old['pid']})", file=sys.stderr)
             return 1
+    # The demo starts from scratch every time: a previous run's directory and mail would carry
+    # passwords this run no longer knows.
+    if workdir.exists() and any(workdir.iterdir()):
+        if not (workdir / "slapd").is_dir():
+            print(f"{workdir} is not empty and not a Basalt demo directory; refusing to reuse it", file=sys.stderr)
+            return 1
+        shutil.rmtree(workdir)
     ports = {p: getattr(args, f"{p}_port") for p in DEMO_PORTS if getattr(args, f"{p}_port")}
     cluster = Cluster(workdir, binary_dir=args.build_dir, proxy_binary=args.proxy_binary,
                       n_users=args.users, ports=ports, fixed_ports=True)
@@ -1276,7 +1284,10 @@ def _pid_alive(pid) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie waiting to be reaped is not a running cluster
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def cmd_down(args: argparse.Namespace) -> int:
