@@ -51,7 +51,8 @@ void ImapSession::on_client_input(evbuffer* input) {
     evbuffer_peek(input, -1, nullptr, &chunk, 1);
     std::string_view bytes(static_cast<const char*>(chunk.iov_base), chunk.iov_len);
     size_t consumed = 0;
-    imap::Status status = sasl_ == Sasl::kNone ? parser_.feed(bytes, consumed) : sasl_reader_.feed(bytes, consumed);
+    bool in_sasl = sasl_.active();
+    imap::Status status = in_sasl ? sasl_reader_.feed(bytes, consumed) : parser_.feed(bytes, consumed);
     evbuffer_drain(input, consumed);
     switch (status) {
       case imap::Status::kNeedMore:
@@ -60,22 +61,22 @@ void ImapSession::on_client_input(evbuffer* input) {
         send("+ OK\r\n");
         break;
       case imap::Status::kCommand:
-        if (sasl_ == Sasl::kNone) {
-          handle_command(parser_.take_command(), input);
+        if (in_sasl) {
+          on_sasl_step(sasl_.respond(sasl_reader_.take_line()));
         } else {
-          sasl_step(sasl_reader_.take_line());
+          handle_command(parser_.take_command(), input);
         }
         break;
       case imap::Status::kError:
-        handle_parse_error(sasl_ == Sasl::kNone ? parser_.error() : sasl_reader_.error());
+        handle_parse_error(in_sasl ? sasl_reader_.error() : parser_.error());
         break;
     }
   }
 }
 
 void ImapSession::handle_parse_error(const imap::ParseError& error) {
-  if (sasl_ != Sasl::kNone) {
-    sasl_ = Sasl::kNone;
+  if (sasl_.active()) {
+    sasl_.cancel();
     bad_command(tag_, "SASL response too long.");
     return;
   }
@@ -159,7 +160,7 @@ void ImapSession::cmd_login(imap::Command& command) {
     send_login_failure(LoginFailure::kPrivacyRequired, "");
     return;
   }
-  login(std::move(command.args[0].text), std::move(command.args[1].text));
+  authenticate(std::move(command.args[0].text), std::move(command.args[1].text));
   sasl::wipe(command.args[1].text);
 }
 
@@ -168,9 +169,7 @@ void ImapSession::cmd_authenticate(imap::Command& command) {
     return bad_command(command.tag, "AUTHENTICATE expects a mechanism name.");
   }
   tag_ = command.tag;
-  const std::string& mechanism = command.args[0].text;
-  bool plain = iequals(mechanism, "PLAIN");
-  if (!plain && !iequals(mechanism, "LOGIN")) {
+  if (!SaslExchange::supports(command.args[0].text)) {
     send(tag_ + " NO Unsupported authentication mechanism.\r\n");
     return;
   }
@@ -178,60 +177,30 @@ void ImapSession::cmd_authenticate(imap::Command& command) {
     send_login_failure(LoginFailure::kPrivacyRequired, "");
     return;
   }
-  sasl_ = plain ? Sasl::kPlain : Sasl::kLoginUser;
   sasl_reader_.reset();
-  if (command.args.size() == 2) {
-    std::string initial = command.args[1].text;
-    sasl::wipe(command.args[1].text);
-    sasl_step(std::move(initial));  // SASL-IR: "=" stands for an empty response
-  } else {
-    send(plain ? "+ \r\n" : "+ VXNlcm5hbWU6\r\n");
-  }
+  std::optional<std::string> initial;
+  if (command.args.size() == 2) initial = std::move(command.args[1].text);
+  on_sasl_step(sasl_.start(command.args[0].text, std::move(initial)));
 }
 
-void ImapSession::sasl_step(std::string line) {
-  if (line == "*") {
-    sasl_ = Sasl::kNone;
-    return bad_command(tag_, "Authentication canceled.");
+void ImapSession::on_sasl_step(SaslExchange::Step step) {
+  switch (step) {
+    case SaslExchange::Step::kChallenge:
+      send(std::string("+ ") + sasl_.challenge() + "\r\n");
+      return;
+    case SaslExchange::Step::kDone:
+      authenticate(sasl_.take_user(), sasl_.take_secret());
+      return;
+    case SaslExchange::Step::kCanceled:
+      return bad_command(tag_, "Authentication canceled.");
+    case SaslExchange::Step::kBadBase64:
+      return bad_command(tag_, "Invalid base64 data in SASL response.");
+    case SaslExchange::Step::kMalformed:
+      return bad_command(tag_, "Malformed PLAIN response.");
+    case SaslExchange::Step::kAuthzRefused:
+      return send_login_failure(LoginFailure::kAuthzRefused, "");
   }
-  auto decoded = line == "=" ? std::optional<std::string>("") : sasl::base64_decode(line);
-  sasl::wipe(line);
-  if (!decoded) {
-    sasl_ = Sasl::kNone;
-    return bad_command(tag_, "Invalid base64 data in SASL response.");
-  }
-  switch (sasl_) {
-    case Sasl::kPlain:
-      sasl_ = Sasl::kNone;
-      sasl_plain(*decoded);
-      break;
-    case Sasl::kLoginUser:
-      sasl_user_ = std::move(*decoded);
-      sasl_ = Sasl::kLoginPassword;
-      send("+ UGFzc3dvcmQ6\r\n");
-      break;
-    case Sasl::kLoginPassword:
-      sasl_ = Sasl::kNone;
-      login(std::move(sasl_user_), std::move(*decoded));
-      break;
-    case Sasl::kNone:
-      break;
-  }
-  if (decoded) sasl::wipe(*decoded);
 }
-
-void ImapSession::sasl_plain(const std::string& message) {
-  auto credentials = sasl::decode_plain(message);
-  if (!credentials) return bad_command(tag_, "Malformed PLAIN response.");
-  if (!credentials->authzid.empty() && credentials->authzid != credentials->authcid) {
-    sasl::wipe(credentials->password);
-    send_login_failure(LoginFailure::kAuthzRefused, "");
-    return;
-  }
-  login(std::move(credentials->authcid), std::move(credentials->password));
-}
-
-void ImapSession::login(std::string user, std::string secret) { authenticate(std::move(user), std::move(secret)); }
 
 void ImapSession::send_login_failure(LoginFailure failure, const std::string&) {
   const char* reply = "";

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/imap_parser.h"
+#include "proxy/sasl_exchange.h"
 #include "proxy/session.h"
 
 namespace basalt::proxy {
@@ -15,7 +16,6 @@ class ImapSession final : public Session {
               const SocketAddress& local);
 
  private:
-  enum class Sasl { kNone, kPlain, kLoginUser, kLoginPassword };
   enum class BackendStep { kGreeting, kCapability, kAuthenticate, kPostCapability };
 
   // ---- pre-auth (imap_session.cc)
@@ -33,9 +33,7 @@ class ImapSession final : public Session {
   void cmd_starttls(const imap::Command& command, evbuffer* input);
   void cmd_login(imap::Command& command);
   void cmd_authenticate(imap::Command& command);
-  void sasl_step(std::string line);
-  void sasl_plain(const std::string& message);
-  void login(std::string user, std::string secret);
+  void on_sasl_step(SaslExchange::Step step);
 
   // ---- backend login (imap_backend.cc)
   void on_backend_connected() override;
@@ -47,8 +45,7 @@ class ImapSession final : public Session {
 
   imap::CommandParser parser_;
   imap::LineReader sasl_reader_;
-  Sasl sasl_ = Sasl::kNone;
-  std::string sasl_user_;
+  SaslExchange sasl_;
   std::string tag_;  // tag of the login command in progress
   BackendStep step_ = BackendStep::kGreeting;
   std::string backend_capabilities_;

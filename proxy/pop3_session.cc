@@ -1,7 +1,6 @@
 #include "proxy/pop3_session.h"
 
 #include <event2/buffer.h>
-#include <strings.h>
 
 #include "common/sasl.h"
 #include "proxy/reply_reader.h"
@@ -28,10 +27,6 @@ std::string join(const std::vector<std::string>& args) {
   return out;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
 }  // namespace
 
 Pop3Session::Pop3Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd,
@@ -50,17 +45,17 @@ void Pop3Session::on_client_input(evbuffer* input) {
     evbuffer_peek(input, -1, nullptr, &chunk, 1);
     std::string_view bytes(static_cast<const char*>(chunk.iov_base), chunk.iov_len);
     size_t consumed = 0;
-    bool in_sasl = sasl_ != Sasl::kNone;
+    bool in_sasl = sasl_.active();
     auto status = in_sasl ? sasl_reader_.feed(bytes, consumed) : parser_.feed(bytes, consumed);
     evbuffer_drain(input, consumed);
     if (status == pop3::Status::kCommand) {
       if (in_sasl) {
-        sasl_step(sasl_reader_.take_line());
+        on_sasl_step(sasl_.respond(sasl_reader_.take_line()));
       } else {
         handle_command(parser_.take_command(), input);
       }
     } else if (status == pop3::Status::kError) {
-      sasl_ = Sasl::kNone;
+      sasl_.cancel();
       const auto& error = in_sasl ? sasl_reader_.error() : parser_.error();
       if (error.fatal) {
         send_bye(error.message);
@@ -135,50 +130,31 @@ void Pop3Session::cmd_auth(pop3::Command& command) {
     send("+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
     return;
   }
-  bool plain = iequals(command.args[0], "PLAIN");
-  if (!plain && !iequals(command.args[0], "LOGIN")) return bad_command("Unsupported authentication mechanism.");
+  if (!SaslExchange::supports(command.args[0])) return bad_command("Unsupported authentication mechanism.");
   if (command.args.size() > 2) return bad_command("AUTH expects a mechanism and an optional initial response.");
   if (!plaintext_allowed()) return send_login_failure(LoginFailure::kPrivacyRequired, "");
-  sasl_ = plain ? Sasl::kPlain : Sasl::kLoginUser;
   sasl_reader_.reset();
-  if (command.args.size() == 2) {
-    std::string initial = std::move(command.args[1]);
-    sasl_step(std::move(initial));
-  } else {
-    send(plain ? "+ \r\n" : "+ VXNlcm5hbWU6\r\n");
-  }
+  std::optional<std::string> initial;
+  if (command.args.size() == 2) initial = std::move(command.args[1]);
+  on_sasl_step(sasl_.start(command.args[0], std::move(initial)));
 }
 
-void Pop3Session::sasl_step(std::string line) {
-  Sasl step = sasl_;
-  sasl_ = Sasl::kNone;
-  if (line == "*") return bad_command("Authentication canceled.");
-  auto decoded = line == "=" ? std::optional<std::string>("") : sasl::base64_decode(line);
-  sasl::wipe(line);
-  if (!decoded) return bad_command("Invalid base64 data in SASL response.");
+void Pop3Session::on_sasl_step(SaslExchange::Step step) {
   switch (step) {
-    case Sasl::kPlain: {
-      auto credentials = sasl::decode_plain(*decoded);
-      sasl::wipe(*decoded);
-      if (!credentials) return bad_command("Malformed PLAIN response.");
-      if (!credentials->authzid.empty() && credentials->authzid != credentials->authcid) {
-        sasl::wipe(credentials->password);
-        return send_login_failure(LoginFailure::kAuthzRefused, "");
-      }
-      authenticate(std::move(credentials->authcid), std::move(credentials->password));
+    case SaslExchange::Step::kChallenge:
+      send(std::string("+ ") + sasl_.challenge() + "\r\n");
       return;
-    }
-    case Sasl::kLoginUser:
-      pending_user_ = std::move(*decoded);
-      sasl_ = Sasl::kLoginPassword;
-      send("+ UGFzc3dvcmQ6\r\n");
+    case SaslExchange::Step::kDone:
+      authenticate(sasl_.take_user(), sasl_.take_secret());
       return;
-    case Sasl::kLoginPassword:
-      authenticate(std::move(pending_user_), std::move(*decoded));
-      pending_user_.clear();
-      return;
-    case Sasl::kNone:
-      return;
+    case SaslExchange::Step::kCanceled:
+      return bad_command("Authentication canceled.");
+    case SaslExchange::Step::kBadBase64:
+      return bad_command("Invalid base64 data in SASL response.");
+    case SaslExchange::Step::kMalformed:
+      return bad_command("Malformed PLAIN response.");
+    case SaslExchange::Step::kAuthzRefused:
+      return send_login_failure(LoginFailure::kAuthzRefused, "");
   }
 }
 

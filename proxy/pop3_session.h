@@ -6,6 +6,7 @@
 
 #include "common/imap_parser.h"
 #include "common/pop3_parser.h"
+#include "proxy/sasl_exchange.h"
 #include "proxy/session.h"
 
 namespace basalt::proxy {
@@ -16,7 +17,6 @@ class Pop3Session final : public Session {
               const SocketAddress& local);
 
  private:
-  enum class Sasl { kNone, kPlain, kLoginUser, kLoginPassword };
   enum class BackendStep { kGreeting, kXclient, kAuth };
 
   void send_greeting() override;
@@ -32,7 +32,7 @@ class Pop3Session final : public Session {
   void cmd_user(pop3::Command& command);
   void cmd_pass(pop3::Command& command);
   void cmd_auth(pop3::Command& command);
-  void sasl_step(std::string line);
+  void on_sasl_step(SaslExchange::Step step);
 
   void on_backend_connected() override;
   void on_backend_input(evbuffer* input) override;
@@ -41,8 +41,8 @@ class Pop3Session final : public Session {
 
   pop3::CommandParser parser_;
   imap::LineReader sasl_reader_;
-  Sasl sasl_ = Sasl::kNone;
-  std::string pending_user_;  // from USER, or the first SASL LOGIN step
+  SaslExchange sasl_;
+  std::string pending_user_;  // from USER
   BackendStep step_ = BackendStep::kGreeting;
 };
 

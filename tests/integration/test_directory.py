@@ -89,6 +89,7 @@ class Ctl:
                                 stderr=subprocess.PIPE, text=True)
         proc.stdin.write(password + "\n")
         proc.stdin.close()
+        proc.stdin = None  # so that communicate() does not flush it
         return proc
 
     def bench(self, users: list[str], password: str, *args: str, timeout: float = 120.0) -> dict:
