@@ -83,10 +83,14 @@ class Ctl:
             fields[key] = value
         return AuthRun(res.returncode, fields, elapsed, res.stderr.decode(errors="replace"))
 
-    def bench_process(self, users: list[str], password: str, *args: str) -> subprocess.Popen:
+    def bench_process(self, users: list[str], password: str, *args: str,
+                      merge_stderr: bool = False) -> subprocess.Popen:
+        """Started with the password written; merge_stderr=True for reading lines as they
+        come (then read with finish(), not communicate())."""
         proc = subprocess.Popen([str(self.binary), "-c", str(self.config_path), "auth", "bench",
                                  *users, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                                text=True)
         proc.stdin.write(password + "\n")
         proc.stdin.close()
         proc.stdin = None  # so that communicate() does not flush it
@@ -129,6 +133,15 @@ def hung_listener():
         s.bind((bc.LOOPBACK, 0))
         s.listen(16)
         yield f"ldap://{bc.LOOPBACK}:{s.getsockname()[1]}"
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60.0) -> str:
+    """The rest of a merge_stderr bench's output. communicate() would bypass what readline()
+    already buffered."""
+    deadline = time.monotonic() + timeout
+    out = proc.stdout.read()
+    proc.wait(max(0.1, deadline - time.monotonic()))
+    return out
 
 
 def parse_logins(stdout: str) -> list[dict]:
@@ -277,20 +290,20 @@ def test_pause_during_a_session_times_out_then_recovers(basaltctl, slapd, tmp_pa
     logins in flight time out (operation_timeout), later ones fail, then it recovers."""
     ctl = make_ctl(basaltctl, tmp_path, directory_config(slapd))
     proc = ctl.bench_process(["alice"], USERS["alice"]["password"], "-n", "60", "-c", "2",
-                             "--interval-ms", "100", "--print-each")
+                             "--interval-ms", "100", "--print-each", merge_stderr=True)
     try:
         first = proc.stdout.readline()
         assert " ok " in first, first
         time.sleep(0.3)
         with paused(slapd):
             time.sleep(3.5)
-        out, err = proc.communicate(timeout=60)
+        out = finish(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
     logins = parse_logins(first + out)
     outcomes = [l["outcome"] for l in logins]
-    assert len(logins) == 60, (outcomes, err)
+    assert len(logins) == 60, out
     assert "unavailable" in outcomes, outcomes
     assert outcomes[-5:] == ["ok"] * 5, outcomes  # recovered after resume
     assert set(outcomes) == {"ok", "unavailable"}, outcomes
@@ -323,20 +336,20 @@ def test_stop_and_restart_during_a_session(basaltctl, workdir, tmp_path):
     server.start()
     ctl = make_ctl(basaltctl, tmp_path, directory_config(server))
     proc = ctl.bench_process(["alice"], USERS["alice"]["password"], "-n", "60", "-c", "1",
-                             "--interval-ms", "100", "--print-each")
+                             "--interval-ms", "100", "--print-each", merge_stderr=True)
     try:
         assert " ok " in proc.stdout.readline()
         server.stop()
         time.sleep(0.8)
         server.start()
-        out, err = proc.communicate(timeout=60)
+        out = finish(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
         server.stop()
     logins = parse_logins(out)
     outcomes = [l["outcome"] for l in logins]
-    assert "unavailable" in outcomes, (outcomes, err)
+    assert "unavailable" in outcomes, out
     assert outcomes[-3:] == ["ok"] * 3, outcomes
     assert set(outcomes) == {"ok", "unavailable"}, outcomes
     assert max(l["latency"] for l in logins) < MARGIN_S, logins
@@ -407,14 +420,14 @@ def test_status_change_is_seen_after_cache_ttl(basaltctl, slapd, tmp_path):
     ttl = 2.0
     ctl = make_ctl(basaltctl, tmp_path, directory_config(slapd, cache_ttl_s=int(ttl)))
     proc = ctl.bench_process(["alice"], USERS["alice"]["password"], "-n", "30", "-c", "1",
-                             "--interval-ms", "150", "--print-each")
+                             "--interval-ms", "150", "--print-each", merge_stderr=True)
     try:
         first = parse_logins(proc.stdout.readline())[0]
         assert first["outcome"] == "ok"
         start = time.monotonic()
         slapd.modify("alice", status="disabled")
         modified_at = first["t"] + (time.monotonic() - start)
-        out, err = proc.communicate(timeout=60)
+        out = finish(proc)
     finally:
         slapd.modify("alice", status="active")
         if proc.poll() is None:
