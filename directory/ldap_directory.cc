@@ -107,8 +107,8 @@ void LdapDirectory::authenticate(std::string_view user, std::string_view secret,
   auto op = std::make_unique<Op>();
   op->owner = this;
   op->id = next_id_++;
-  op->user = std::string(user);
-  op->secret = std::string(secret);
+  op->user.assign(user);
+  op->secret.assign(secret);  // straight into place: a moved temporary would leave a copy
   op->done = std::move(done);
   op->started = std::chrono::steady_clock::now();
   op->timer.reset(event_new(base_, -1, 0, &LdapDirectory::on_op_timeout, op.get()));

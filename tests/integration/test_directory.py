@@ -387,13 +387,15 @@ def test_wrong_service_password_is_unavailable(basaltctl, slapd, tmp_path):
     assert "service bind failed: Invalid credentials" in run.detail, run
 
 
-def test_anonymous_search_sees_nobody(basaltctl, slapd, tmp_path):
-    # The ACLs hide people from anonymous searches: every user looks unknown.
+def test_invisible_base_dn_is_unavailable_not_bad_credentials(basaltctl, slapd, tmp_path):
+    # Anonymous searches: the ACLs hide ou=people itself, slapd answers noSuchObject. A
+    # configuration problem must not look like a wrong password (users would be penalised).
     text = directory_config(slapd).replace(f'bind_dn = "{slapd.service_dn}"\n', "")
     text = text.replace(f'bind_password = "{slapd.service_password}"\n', "")
     ctl = make_ctl(basaltctl, tmp_path, text)
     run = ctl.auth("alice", USERS["alice"]["password"])
-    assert (run.rc, run.detail) == (1, "unknown user"), run
+    assert (run.rc, run.outcome) == (2, "unavailable"), run
+    assert run.detail == "search failed: No such object", run
 
 
 def test_config_errors_exit_3(basaltctl, slapd, tmp_path):

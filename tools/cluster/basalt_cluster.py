@@ -763,10 +763,16 @@ service pop3 {{
 """
 
     def _write_passwd_files(self) -> None:
-        self.workdir.joinpath("users").write_text(
-            "".join(f"{u}:{ssha(p)}\n" for u, p in self.users.items()))
-        self.workdir.joinpath("masters").write_text(
-            f"{self.master_user}:{ssha(self.master_password)}\n")
+        for name, text in (("users", "".join(f"{u}:{ssha(p)}\n" for u, p in self.users.items())),
+                           ("masters", f"{self.master_user}:{ssha(self.master_password)}\n")):
+            path = self.workdir / name
+            old = path.stat().st_mtime_ns if path.exists() else None
+            path.write_text(text)
+            # Dovecot re-reads a passwd-file when its mtime (in whole seconds) changes; a rewrite
+            # within the same second would go unnoticed, so move the mtime on by a second.
+            if old is not None and path.stat().st_mtime_ns // 10**9 <= old // 10**9:
+                bumped = (old // 10**9 + 1) * 10**9
+                os.utime(path, ns=(bumped, bumped))
 
     def start(self) -> None:
         if self.running():
