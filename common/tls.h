@@ -24,6 +24,13 @@ struct TlsSettings {
 // Loads certificate and key and checks that they match.
 Result<SslCtxPtr> make_server_tls_context(const TlsSettings& settings);
 
+// A client context that verifies the peer against `ca_file` (empty: the system's CAs).
+Result<SslCtxPtr> make_client_tls_context(const std::string& ca_file, bool verify);
+
+// Prepares `ssl` to connect to `name` (a DNS name or an IP address): SNI for names, and the
+// name or address the certificate must carry.
+Result<void> set_tls_peer_name(SSL* ssl, const std::string& name);
+
 // The last OpenSSL error queue entry as text, and clears the queue.
 std::string openssl_error_text();
 

@@ -58,14 +58,10 @@ int run(const std::string& config_path, bool check_only) {
     return 3;
   }
   set_log_level(config->log_level);
-  SslCtxPtr tls;
-  if (config->tls_enabled) {
-    auto ctx = make_server_tls_context(config->tls);
-    if (!ctx) {
-      std::cerr << "basalt-proxy: " << ctx.error().message << "\n";
-      return 3;
-    }
-    tls = std::move(*ctx);
+  auto tls = make_tls_contexts(*config);
+  if (!tls) {
+    std::cerr << "basalt-proxy: " << tls.error().message << "\n";
+    return 3;
   }
   if (check_only) {
     std::cout << "configuration ok\n";
@@ -84,7 +80,7 @@ int run(const std::string& config_path, bool check_only) {
   Stats stats;
   Runtime rt;
   for (unsigned i = 0; i < config->workers; ++i) {
-    rt.workers.push_back(std::make_unique<Worker>(i, *config, tls.get(), stats));
+    rt.workers.push_back(std::make_unique<Worker>(i, *config, *tls, stats));
     if (auto ok = rt.workers.back()->init(sockets); !ok) {
       logger("proxy")->error("worker {}: {}", i, ok.error().message);
       return 1;

@@ -188,10 +188,10 @@ void parse_shard_address(Reader& r, const char* key, std::string& text, SocketAd
   else out = *addr, has = true;
 }
 
-ShardConfig parse_shard(const toml::table* t, size_t i, std::string* error) {
+ShardConfig parse_shard(const toml::table* t, size_t i, const std::string& base_dir, std::string* error) {
   Reader r(t, "shard[" + std::to_string(i) + "].", error);
-  r.only({"name", "hosts", "imap", "pop3", "lmtp", "login", "master_user", "master_password", "master_password_file",
-          "connect_timeout_ms", "login_timeout_ms"});
+  r.only({"name", "hosts", "imap", "pop3", "lmtp", "tls", "tls_ca", "tls_name", "tls_verify", "login", "master_user",
+          "master_password", "master_password_file", "connect_timeout_ms", "login_timeout_ms"});
   ShardConfig s;
   s.name = r.get<std::string>("name", "");
   if (s.name.empty()) r.fail("name", "a non-empty string");
@@ -200,6 +200,10 @@ ShardConfig parse_shard(const toml::table* t, size_t i, std::string* error) {
   parse_shard_address(r, "pop3", s.pop3_text, s.pop3, s.has_pop3);
   parse_shard_address(r, "lmtp", s.lmtp_text, s.lmtp, s.has_lmtp);
   if (!s.has_imap && !s.has_pop3) r.fail("imap", "set (or pop3): a shard needs an address");
+  s.tls = r.get<bool>("tls", false);
+  s.tls_ca = resolve_path(base_dir, r.get<std::string>("tls_ca", ""));
+  s.tls_name = r.get<std::string>("tls_name", "");
+  s.tls_verify = r.get<bool>("tls_verify", true);
   auto login = r.get<std::string>("login", "master");
   if (login == "passthrough") s.login = ShardLogin::kPassthrough;
   else if (login != "master") r.fail("login", "master or passthrough");
@@ -216,14 +220,14 @@ ShardConfig parse_shard(const toml::table* t, size_t i, std::string* error) {
   return s;
 }
 
-void parse_shards(const toml::table& root, ProxyConfig& c, std::string* error) {
+void parse_shards(const toml::table& root, const std::string& base_dir, ProxyConfig& c, std::string* error) {
   const toml::array* list = root["shard"].as_array();
   if (!list || list->empty()) {
     if (error->empty()) *error = "at least one [[shard]] is required";
     return;
   }
   for (size_t i = 0; i < list->size(); ++i) {
-    c.shards.push_back(parse_shard(list->get(i)->as_table(), i, error));
+    c.shards.push_back(parse_shard(list->get(i)->as_table(), i, base_dir, error));
     for (size_t j = 0; j + 1 < c.shards.size(); ++j) {
       if (c.shards[j].name == c.shards.back().name && error->empty()) {
         *error = "shard name '" + c.shards.back().name + "' is used twice";
@@ -262,7 +266,7 @@ Result<ProxyConfig> parse_proxy_config(std::string_view text, const std::string&
   parse_tls(root, base_dir, c, &error);
   parse_listeners(root, c, &error);
   parse_admin(root, c, &error);
-  parse_shards(root, c, &error);
+  parse_shards(root, base_dir, c, &error);
   if (!error.empty()) return make_error(error);
   const toml::table* dir = root["directory"].as_table();
   if (!dir) return make_error("a [directory] table is required");

@@ -32,6 +32,10 @@ struct ShardConfig {
   std::string imap_text, pop3_text, lmtp_text;
   SocketAddress imap, pop3, lmtp;
   bool has_imap = false, has_pop3 = false, has_lmtp = false;
+  bool tls = false;         // implicit TLS to the shard's imap/pop3 addresses
+  std::string tls_ca;       // CA file that signed the shard's certificate ("" = system CAs)
+  std::string tls_name;     // name (or IP) the certificate must carry ("" = the address's IP)
+  bool tls_verify = true;
   ShardLogin login = ShardLogin::kMaster;
   std::string master_user;
   std::string master_password;

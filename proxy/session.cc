@@ -353,11 +353,12 @@ void Session::connect_backend() {
     return;
   }
   const SocketAddress& address = imap ? shard_->imap : shard_->pop3;
-  backend_ = bufferevent_socket_new(worker_.base(), -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-  if (!backend_) {
-    backend_login_failed(LoginFailure::kBackendDown, "out of memory");
+  auto bev = new_backend_bufferevent(address);
+  if (!bev) {
+    backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + ": " + bev.error().message);
     return;
   }
+  backend_ = *bev;
   bufferevent_setcb(backend_, on_backend_read, on_backend_write, on_backend_event, this);
   bufferevent_enable(backend_, EV_READ | EV_WRITE);
   timer_action_ = [this] { backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + " timed out"); };
@@ -366,6 +367,27 @@ void Session::connect_backend() {
     backend_login_failed(LoginFailure::kBackendDown,
                          "shard " + shard_->name + ": connect: " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
   }
+}
+
+Result<bufferevent*> Session::new_backend_bufferevent(const SocketAddress& address) {
+  constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+  SSL_CTX* tls = worker_.shard_tls(*shard_);
+  if (!tls) {
+    bufferevent* bev = bufferevent_socket_new(worker_.base(), -1, kOptions);
+    if (!bev) return make_error("out of memory");
+    return bev;
+  }
+  SslPtr ssl(SSL_new(tls));
+  if (!ssl) return make_error("TLS: " + openssl_error_text());
+  if (auto named = set_tls_peer_name(ssl.get(), shard_->tls_name.empty() ? address.host() : shard_->tls_name); !named) {
+    return named.error();
+  }
+  // CONNECTED is reported once the handshake (and certificate verification) has succeeded.
+  bufferevent* bev =
+      bufferevent_openssl_socket_new(worker_.base(), -1, ssl.release(), BUFFEREVENT_SSL_CONNECTING, kOptions);
+  if (!bev) return make_error("out of memory");
+  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return bev;
 }
 
 void Session::backend_login_failed(LoginFailure failure, const std::string& detail) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/net.h"
+#include "common/result.h"
 #include "directory/directory.h"
 #include "proxy/proxy_config.h"
 
@@ -121,6 +122,7 @@ class Session {
   void install_client_callbacks();
   void on_auth_result(directory::AuthResult result);
   void connect_backend();
+  Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
   void start_relay();
   void relay(bufferevent* from, bufferevent* to, uint64_t& counter);
   void on_relay_drained(bufferevent* drained);

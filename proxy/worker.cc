@@ -10,7 +10,7 @@
 
 namespace basalt::proxy {
 
-Worker::Worker(unsigned index, const ProxyConfig& config, SSL_CTX* tls, Stats& stats)
+Worker::Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats)
     : index_(index), config_(config), tls_(tls), stats_(stats), shards_(config.shards) {}
 
 Worker::~Worker() {

@@ -15,6 +15,7 @@
 #include "proxy/proxy_config.h"
 #include "proxy/shard_map.h"
 #include "proxy/stats.h"
+#include "proxy/tls_contexts.h"
 
 namespace basalt::proxy {
 
@@ -27,7 +28,7 @@ struct ListenSocket {
 
 class Worker {
  public:
-  Worker(unsigned index, const ProxyConfig& config, SSL_CTX* tls, Stats& stats);
+  Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -40,7 +41,8 @@ class Worker {
   event_base* base() { return base_.get(); }
   directory::Directory& directory() { return *directory_; }
   const ProxyConfig& config() const { return config_; }
-  SSL_CTX* tls() const { return tls_; }
+  SSL_CTX* tls() const { return tls_.server.get(); }
+  SSL_CTX* shard_tls(const ShardConfig& shard) const { return tls_.shard(&shard - config_.shards.data()); }
   const ShardMap& shards() const { return shards_; }
   Stats& stats() { return stats_; }
   unsigned index() const { return index_; }
@@ -62,7 +64,7 @@ class Worker {
 
   const unsigned index_;
   const ProxyConfig& config_;
-  SSL_CTX* tls_;
+  const TlsContexts& tls_;
   Stats& stats_;
   ShardMap shards_;
   CHandle<event_base, event_base_free> base_;

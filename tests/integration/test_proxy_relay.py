@@ -107,3 +107,47 @@ def test_idle_timeout_after_login_closes_the_session(workdir, slapd, shard_a, sh
         assert "reason=\"idle timeout\"" in p.log_text()
     finally:
         p.stop()
+
+
+def tls_shard_proxy(workdir, name, slapd, shard_a, shard_b, certs, proxy_binary, ca):
+    cfg = bc.proxy_config_dict(slapd, {"a": shard_a, "b": shard_b}, {"imap": bc.free_port(), "pop3": bc.free_port()},
+                               certs, shard_hosts=SHARD_HOSTS)
+    for shard, dovecot in zip(cfg["shard"], (shard_a, shard_b)):
+        shard.update(tls=True, tls_ca=ca, imap=f"{bc.LOOPBACK}:{dovecot.imaps_port}",
+                     pop3=f"{bc.LOOPBACK}:{dovecot.pop3s_port}")
+    p = bc.Proxy(workdir / name, proxy_binary, bc.to_toml(cfg))
+    p.start()
+    return p
+
+
+def test_tls_to_shards_with_certificate_verification(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    p = tls_shard_proxy(workdir, "proxy-shard-tls", slapd, shard_a, shard_b, certs, proxy_binary, certs["ca"])
+    try:
+        c = Conn(p.port("imap"))
+        c.line()
+        assert c.command("a", "LOGIN carol carol-secret")[-1].startswith("a OK [CAPABILITY ")
+        assert c.command("b", "SELECT Shard-B-Only")[-1].startswith("b OK")
+        pop = Conn(p.port("pop3"))
+        pop.line()
+        pop.send("USER alice\r\nPASS alice-secret\r\n")
+        assert pop.line() == "+OK"
+        assert pop.line() == "+OK Logged in."
+        log = wait_for(lambda: [l for l in shard_b.log_text().splitlines()
+                                if "imap-login: Info: Login: user=<carol>" in l and "TLS" in l])
+        assert log, "shard b did not log a TLS login for carol"
+    finally:
+        p.stop()
+
+
+def test_tls_to_a_shard_with_an_untrusted_certificate_is_refused(workdir, slapd, shard_a, shard_b, certs,
+                                                                 proxy_binary):
+    other = bc.make_certs(workdir / "other-ca")
+    p = tls_shard_proxy(workdir, "proxy-shard-tls-bad", slapd, shard_a, shard_b, certs, proxy_binary, other["ca"])
+    try:
+        c = Conn(p.port("imap"))
+        c.line()
+        assert c.command("a", "LOGIN carol carol-secret") == [
+            "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."]
+        assert "certificate verify failed" in p.log_text()
+    finally:
+        p.stop()
