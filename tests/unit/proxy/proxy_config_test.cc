@@ -102,6 +102,15 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"[mystery]\nx = 1\n", "mystery: unknown table"},
                       BadCase{"[proxy\n", "at line"}));
 
+TEST(ProxyConfig, TheShippedExampleIsValid) {
+  auto c = load_proxy_config(BASALT_SOURCE_DIR "/conf/basalt-proxy.toml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->listeners.size(), 4u);
+  EXPECT_EQ(c->shards.size(), 2u);
+  EXPECT_TRUE(c->tls_enabled);
+  EXPECT_TRUE(c->admin.enabled);
+}
+
 TEST(ProxyConfig, RequiresListenersShardsAndDirectory) {
   EXPECT_FALSE(parse_proxy_config("[directory]\n[[shard]]\nname=\"a\"\nimap=\"127.0.0.1:1\"\nlogin=\"passthrough\"\n", "/").ok());
   EXPECT_FALSE(parse_proxy_config("[[listener]]\nprotocol=\"imap\"\naddress=\"127.0.0.1:1\"\n[directory]\n", "/").ok());
