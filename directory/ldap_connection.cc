@@ -296,7 +296,9 @@ void LdapConnection::dispatch(LdapMessageHandle message) {
     return;
   }
   if (msgid == handshake_msgid_) {
-    finish_handshake(decode_reply(ld_.get(), message.get()));
+    LdapReply reply = decode_reply(ld_.get(), message.get());
+    message.reset();  // before finish_handshake, which may close this LDAP handle
+    finish_handshake(reply);
     return;
   }
   auto it = handlers_.find(msgid);

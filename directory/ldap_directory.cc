@@ -25,12 +25,6 @@ int ldap_scope(LdapScope scope) {
   return LDAP_SCOPE_SUBTREE;
 }
 
-const char* stage_name(int stage) {
-  static const char* const names[] = {"waiting for the search connection", "searching",
-                                      "waiting for a bind connection", "binding"};
-  return names[stage];
-}
-
 std::string describe(const LdapReply& reply) {
   std::string text = ldap_err2string(reply.code);
   if (!reply.diagnostic.empty()) text += " (" + reply.diagnostic + ")";
@@ -117,13 +111,29 @@ void LdapDirectory::authenticate(std::string_view user, std::string_view secret,
   event_add(op->timer.get(), &tv);
   Op& ref = *op;
   ops_.emplace(ref.id, std::move(op));
+  // `ref` may be finished (and gone) once enqueued: nothing may touch it afterwards.
   if (const UserRoute* cached = cache_.find(ref.user)) {
     ref.route = *cached;
     ref.cached = true;
     enqueue_bind(ref);
-  } else {
-    enqueue_search(ref);
+    return;
   }
+  // Open a bind connection while the search runs: a cold login then waits for one
+  // connection set-up, not two in a row.
+  if (!bind_connection_usable() && !servers_.backing_off(std::chrono::steady_clock::now())) {
+    bind_connections_.front()->connect();
+  }
+  enqueue_search(ref);
+}
+
+const char* LdapDirectory::stage_name(Stage stage) {
+  switch (stage) {
+    case Stage::kSearchQueued: return "waiting for the search connection";
+    case Stage::kSearching: return "searching";
+    case Stage::kBindQueued: return "waiting for a bind connection";
+    case Stage::kBinding: return "binding";
+  }
+  return "?";
 }
 
 LdapDirectory::Op* LdapDirectory::find(uint64_t id) {
@@ -290,7 +300,7 @@ void LdapDirectory::on_op_timeout(evutil_socket_t, short, void* arg) {
 void LdapDirectory::on_timeout(Op& op) {
   LdapConnection* connection = std::exchange(op.connection, nullptr);
   const int msgid = std::exchange(op.msgid, -1);
-  const std::string stage = stage_name(static_cast<int>(op.stage));
+  const std::string stage = stage_name(op.stage);
   if (op.stage == Stage::kSearching && connection) {
     connection->abandon(msgid);
     // Nothing received since we asked: the server is probably hung, do not reuse it.

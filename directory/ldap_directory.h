@@ -43,6 +43,7 @@ class LdapDirectory final : public Directory, private LdapConnection::Listener {
   struct Op;
 
   static void on_op_timeout(evutil_socket_t, short, void* arg);
+  static const char* stage_name(Stage stage);
 
   void reply_now(AuthCallback done, AuthOutcome outcome, std::string detail);
   void enqueue_search(Op& op);

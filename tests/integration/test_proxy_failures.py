@@ -262,5 +262,17 @@ def test_disconnect_mid_literal_or_mid_tls_handshake_leaves_no_session(proxy):
     assert wait_sessions(proxy, 0) == 0
 
 
+def test_route_given_as_a_shard_host_and_port(proxy, slapd, shard_b):
+    slapd.modify("dave", mail_host=f"127.0.0.1:{shard_b.imap_port}")
+    try:
+        reply, _ = login(proxy, "dave", "dave-secret")
+        assert reply.startswith("a OK [CAPABILITY ")
+        slapd.modify("dave", mail_host="127.0.0.1:1")  # an address no shard has
+        reply, _ = login(proxy, "dave", "dave-secret")
+        assert reply == "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."
+    finally:
+        slapd.modify("dave", mail_host="imap.b.mail.test")
+
+
 def test_no_session_is_left_behind(proxy):
     assert wait_sessions(proxy, 0) == 0
