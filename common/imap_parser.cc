@@ -1,5 +1,7 @@
 #include "common/imap_parser.h"
 
+#include "common/sasl.h"
+
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -109,6 +111,11 @@ CommandParser::CommandParser(Limits limits) : limits_(limits) {}
 Command CommandParser::take_command() {
   if (in_command_) return {};  // nothing finished; leave the partial command alone
   return std::exchange(cmd_, {});
+}
+
+void CommandParser::wipe() {
+  sasl::wipe(seg_);
+  reset();
 }
 
 void CommandParser::reset() {

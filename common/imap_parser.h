@@ -61,6 +61,7 @@ class CommandParser {
   const ParseError& error() const { return error_; }
   void set_limits(const Limits& limits) { limits_ = limits; }  // e.g. different limits after authentication
   void reset();
+  void wipe();  // reset() and zero the line buffer (the last command carried a credential)
 
  private:
   enum class State : uint8_t { kLine, kLiteral, kSkipLine, kSkipLiteral, kFatal };

@@ -1,5 +1,7 @@
 #include "common/line_reader.h"
 
+#include "common/sasl.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -15,6 +17,11 @@ LineReader::LineReader(size_t max_line, size_t max_overlong)
 std::string LineReader::take_line() {
   line_ready_ = false;
   return std::exchange(line_, {});
+}
+
+void LineReader::wipe() {
+  sasl::wipe(line_);
+  reset();
 }
 
 void LineReader::reset() {

@@ -32,6 +32,7 @@ class LineReader {
   std::string take_line();
   const ParseError& error() const { return error_; }
   void reset();
+  void wipe();  // reset() and zero the line buffer (it held a credential)
 
  private:
   size_t max_line_;

@@ -34,6 +34,11 @@ CommandParser::CommandParser(Limits limits)
 
 Command CommandParser::take_command() { return std::exchange(cmd_, {}); }
 
+void CommandParser::wipe() {
+  reader_.wipe();
+  reset();
+}
+
 void CommandParser::reset() {
   reader_.reset();
   cmd_ = {};
@@ -70,6 +75,16 @@ const char* CommandParser::parse(std::string_view line) {
   for (char c : keyword) {
     if (!is_keyword_char(c)) return kBadKeyword;
     cmd_.name.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+  }
+  if (cmd_.name == "PASS" && end != std::string_view::npos) {
+    // RFC 1939: the password is the rest of the line, spaces included.
+    std::string_view rest = line.substr(end + 1);
+    if (rest.empty()) return kSyntax;
+    for (char c : rest) {
+      if (c != ' ' && !is_arg_char(c)) return kBadChar;
+    }
+    cmd_.args.emplace_back(rest);
+    return nullptr;
   }
   while (end != std::string_view::npos) {
     size_t start = end + 1;

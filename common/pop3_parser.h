@@ -37,6 +37,7 @@ class CommandParser {
   Command take_command();
   const ParseError& error() const { return error_; }
   void reset();
+  void wipe();  // reset() and zero the line buffer (PASS / AUTH carried a credential)
 
  private:
   const char* parse(std::string_view line);

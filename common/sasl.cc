@@ -41,8 +41,8 @@ std::optional<PlainCredentials> decode_plain(std::string_view message) {
   PlainCredentials c;
   c.authzid = message.substr(0, first);
   c.authcid = message.substr(first + 1, second - first - 1);
+  if (second == first + 1) return std::nullopt;  // empty authcid; never copy the password
   c.password = message.substr(second + 1);
-  if (c.authcid.empty()) return std::nullopt;
   return c;
 }
 
@@ -58,7 +58,9 @@ std::string encode_plain(std::string_view authzid, std::string_view authcid, std
 }
 
 void wipe(std::string& secret) {
-  if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
+  // The whole buffer: a longer earlier value may linger beyond size().
+  secret.resize(secret.capacity());
+  OPENSSL_cleanse(secret.data(), secret.size());
   secret.clear();
 }
 

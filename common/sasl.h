@@ -21,7 +21,7 @@ struct PlainCredentials {
 std::optional<PlainCredentials> decode_plain(std::string_view message);
 std::string encode_plain(std::string_view authzid, std::string_view authcid, std::string_view password);
 
-// Overwrites the contents of `secret` before it is released.
+// Overwrites all of `secret`'s buffer (capacity, not just size) and clears it.
 void wipe(std::string& secret);
 
 }  // namespace basalt::sasl

@@ -76,9 +76,10 @@ bool ImapSession::on_backend_response(const std::string& response) {
       return true;
     }
     case BackendStep::kAuthenticate: {
-      if (response.starts_with("+")) {
-        send_to_backend(pending_initial_response_ + "\r\n");
-        sasl::wipe(pending_initial_response_);
+      if (response.starts_with("+")) {  // a shard without SASL-IR asks for the response now
+        std::string line = plain_login_payload() + "\r\n";
+        send_to_backend(line);
+        sasl::wipe(line);
         return true;
       }
       std::string_view status = status_of(response, "L", text);
@@ -113,25 +114,22 @@ std::string ImapSession::id_command() const {
 
 void ImapSession::send_backend_login() {
   step_ = BackendStep::kAuthenticate;
-  bool master = shard_->login == ShardLogin::kMaster;
   if (!has_capability(backend_capabilities_, "AUTH=PLAIN")) {
     backend_login_failed(LoginFailure::kBackendRejected, "shard " + shard_->name + " does not offer AUTH=PLAIN");
     return;
   }
   std::string commands = has_capability(backend_capabilities_, "ID") ? id_command() : std::string();
-  std::string payload = master ? sasl::encode_plain(user_, shard_->master_user, shard_->master_password)
-                               : sasl::encode_plain("", user_, secret_);
-  sasl::wipe(secret_);
-  if (has_capability(backend_capabilities_, "SASL-IR")) {
-    commands += "L AUTHENTICATE PLAIN " + payload + "\r\n";
-  } else {
-    commands += "L AUTHENTICATE PLAIN\r\n";
-    pending_initial_response_ = payload;
-  }
+  std::string payload = has_capability(backend_capabilities_, "SASL-IR") ? " " + plain_login_payload() : "";
+  commands += "L AUTHENTICATE PLAIN" + payload + "\r\n";
   // One write, so the whole login reaches the shard in one segment (TCP_NODELAY is on).
   send_to_backend(commands);
   sasl::wipe(commands);
   sasl::wipe(payload);
+}
+
+std::string ImapSession::plain_login_payload() const {
+  return shard_->login == ShardLogin::kMaster ? sasl::encode_plain(user_, shard_->master_user, shard_->master_password)
+                                              : sasl::encode_plain("", user_, secret_);
 }
 
 void ImapSession::finish_backend_login() {

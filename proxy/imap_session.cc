@@ -1,7 +1,11 @@
 #include "proxy/imap_session.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <strings.h>
+
+#include <charconv>
+#include <optional>
 
 #include "common/log.h"
 #include "common/sasl.h"
@@ -22,6 +26,20 @@ bool is_string(const imap::Arg& arg) {
          arg.kind == imap::ArgKind::kLiteral;
 }
 
+constexpr long kMaxProxyTtl = 20;
+
+std::optional<long> parse_number(std::string_view text, long min, long max) {
+  long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) return std::nullopt;
+  return value;
+}
+
+bool is_ip_literal(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -32,7 +50,7 @@ ImapSession::ImapSession(Worker& worker, uint64_t id, Protocol protocol, evutil_
                          const SocketAddress& peer, const SocketAddress& local)
     : Session(worker, id, protocol, fd, peer, local),
       parser_(preauth_limits(config_.limits)),
-      sasl_reader_(config_.limits.max_line) {}
+      sasl_reader_(config_.limits.max_line, 4 * config_.limits.max_line) {}
 
 std::string ImapSession::capabilities() const {
   std::string caps = "IMAP4rev1 SASL-IR ID LITERAL+";
@@ -62,7 +80,9 @@ void ImapSession::on_client_input(evbuffer* input) {
         break;
       case imap::Status::kCommand:
         if (in_sasl) {
-          on_sasl_step(sasl_.respond(sasl_reader_.take_line()));
+          std::string line = sasl_reader_.take_line();
+          sasl_reader_.wipe();
+          on_sasl_step(sasl_.respond(line));
         } else {
           handle_command(parser_.take_command(), input);
         }
@@ -133,12 +153,12 @@ void ImapSession::cmd_id(const imap::Command& command) {
   for (size_t i = 0; client_trusted() && i + 1 < items.size(); i += 2) {
     const std::string& key = items[i].text;
     const std::string& value = items[i + 1].text;
-    if (iequals(key, "x-originating-ip") && parse_socket_address(value, 0)) {
+    if (iequals(key, "x-originating-ip") && is_ip_literal(value)) {
       origin_.ip = value;
     } else if (iequals(key, "x-originating-port")) {
-      origin_.port = static_cast<uint16_t>(std::strtoul(value.c_str(), nullptr, 10));
+      if (auto port = parse_number(value, 0, 65535)) origin_.port = static_cast<uint16_t>(*port);
     } else if (iequals(key, "x-proxy-ttl")) {
-      origin_.proxy_ttl = static_cast<int>(std::strtol(value.c_str(), nullptr, 10)) - 1;
+      if (auto ttl = parse_number(value, 0, kMaxProxyTtl)) origin_.proxy_ttl = static_cast<int>(*ttl) - 1;
     }
   }
   send("* ID (\"name\" \"Basalt\")\r\n" + command.tag + " OK ID completed.\r\n");
@@ -156,12 +176,13 @@ void ImapSession::cmd_login(imap::Command& command) {
     return bad_command(command.tag, "LOGIN expects a user name and a password.");
   }
   tag_ = command.tag;
+  parser_.wipe();
   if (!plaintext_allowed()) {
-    send_login_failure(LoginFailure::kPrivacyRequired, "");
+    sasl::wipe(command.args[1].text);
+    fail_login(LoginFailure::kPrivacyRequired, "plaintext LOGIN before TLS");
     return;
   }
-  authenticate(std::move(command.args[0].text), std::move(command.args[1].text));
-  sasl::wipe(command.args[1].text);
+  authenticate(std::move(command.args[0].text), command.args[1].text);
 }
 
 void ImapSession::cmd_authenticate(imap::Command& command) {
@@ -173,14 +194,14 @@ void ImapSession::cmd_authenticate(imap::Command& command) {
     send(tag_ + " NO Unsupported authentication mechanism.\r\n");
     return;
   }
+  parser_.wipe();
   if (!plaintext_allowed()) {
-    send_login_failure(LoginFailure::kPrivacyRequired, "");
+    if (command.args.size() == 2) sasl::wipe(command.args[1].text);
+    fail_login(LoginFailure::kPrivacyRequired, "plaintext AUTHENTICATE before TLS");
     return;
   }
   sasl_reader_.reset();
-  std::optional<std::string> initial;
-  if (command.args.size() == 2) initial = std::move(command.args[1].text);
-  on_sasl_step(sasl_.start(command.args[0].text, std::move(initial)));
+  on_sasl_step(sasl_.start(command.args[0].text, command.args.size() == 2 ? &command.args[1].text : nullptr));
 }
 
 void ImapSession::on_sasl_step(SaslExchange::Step step) {
@@ -189,7 +210,7 @@ void ImapSession::on_sasl_step(SaslExchange::Step step) {
       send(std::string("+ ") + sasl_.challenge() + "\r\n");
       return;
     case SaslExchange::Step::kDone:
-      authenticate(sasl_.take_user(), sasl_.take_secret());
+      authenticate(sasl_.take_user(), sasl_.secret());
       return;
     case SaslExchange::Step::kCanceled:
       return bad_command(tag_, "Authentication canceled.");
@@ -198,7 +219,7 @@ void ImapSession::on_sasl_step(SaslExchange::Step step) {
     case SaslExchange::Step::kMalformed:
       return bad_command(tag_, "Malformed PLAIN response.");
     case SaslExchange::Step::kAuthzRefused:
-      return send_login_failure(LoginFailure::kAuthzRefused, "");
+      return fail_login(LoginFailure::kAuthzRefused, "PLAIN authzid names another user");
   }
 }
 

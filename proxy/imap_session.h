@@ -42,6 +42,7 @@ class ImapSession final : public Session {
   void send_backend_login();
   void finish_backend_login();
   std::string id_command() const;
+  std::string plain_login_payload() const;  // base64 SASL PLAIN for the shard (master or passthrough)
 
   imap::CommandParser parser_;
   imap::LineReader sasl_reader_;
@@ -50,7 +51,6 @@ class ImapSession final : public Session {
   BackendStep step_ = BackendStep::kGreeting;
   std::string backend_capabilities_;
   std::string post_login_capabilities_;
-  std::string pending_initial_response_;  // for shards without SASL-IR
 };
 
 }  // namespace basalt::proxy

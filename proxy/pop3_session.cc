@@ -14,17 +14,7 @@ constexpr size_t kMaxBackendLine = 8192;
 pop3::Limits preauth_limits(const LimitsConfig& limits) {
   pop3::Limits l;
   l.max_line = std::min<size_t>(limits.max_line, 8192);  // AUTH PLAIN initial responses can exceed 255
-  l.max_args = 8;  // PASS takes the rest of the line: passwords may contain spaces
   return l;
-}
-
-std::string join(const std::vector<std::string>& args) {
-  std::string out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (i) out += ' ';
-    out += args[i];
-  }
-  return out;
 }
 
 }  // namespace
@@ -33,7 +23,7 @@ Pop3Session::Pop3Session(Worker& worker, uint64_t id, Protocol protocol, evutil_
                          const SocketAddress& peer, const SocketAddress& local)
     : Session(worker, id, protocol, fd, peer, local),
       parser_(preauth_limits(config_.limits)),
-      sasl_reader_(config_.limits.max_line) {}
+      sasl_reader_(config_.limits.max_line, 4 * config_.limits.max_line) {}
 
 void Pop3Session::send_greeting() { send("+OK " + config_.greeting + "\r\n"); }
 
@@ -50,7 +40,9 @@ void Pop3Session::on_client_input(evbuffer* input) {
     evbuffer_drain(input, consumed);
     if (status == pop3::Status::kCommand) {
       if (in_sasl) {
-        on_sasl_step(sasl_.respond(sasl_reader_.take_line()));
+        std::string line = sasl_reader_.take_line();
+        sasl_reader_.wipe();
+        on_sasl_step(sasl_.respond(line));
       } else {
         handle_command(parser_.take_command(), input);
       }
@@ -106,6 +98,7 @@ void Pop3Session::cmd_stls(evbuffer* input) {
   if (tls_active()) return bad_command("TLS is already active.");
   if (!tls_available()) return bad_command("TLS support isn't enabled.");
   send("+OK Begin TLS negotiation now.\r\n");
+  pending_user_.clear();  // RFC 2595 section 4: forget what was said before TLS
   if (start_tls(input)) parser_.reset();
 }
 
@@ -117,12 +110,18 @@ void Pop3Session::cmd_user(pop3::Command& command) {
 }
 
 void Pop3Session::cmd_pass(pop3::Command& command) {
-  if (pending_user_.empty()) return bad_command("No user name given (USER first).");
-  if (!plaintext_allowed()) return send_login_failure(LoginFailure::kPrivacyRequired, "");
-  std::string secret = join(command.args);
-  for (auto& arg : command.args) sasl::wipe(arg);
-  authenticate(std::move(pending_user_), std::move(secret));
+  parser_.wipe();
+  if (pending_user_.empty() || command.args.size() != 1) {
+    for (auto& arg : command.args) sasl::wipe(arg);
+    return bad_command(pending_user_.empty() ? "No user name given (USER first)." : "PASS expects a password.");
+  }
+  if (!plaintext_allowed()) {
+    sasl::wipe(command.args[0]);
+    return fail_login(LoginFailure::kPrivacyRequired, "plaintext PASS before TLS");
+  }
+  std::string user = std::move(pending_user_);
   pending_user_.clear();
+  authenticate(std::move(user), command.args[0]);
 }
 
 void Pop3Session::cmd_auth(pop3::Command& command) {
@@ -132,11 +131,13 @@ void Pop3Session::cmd_auth(pop3::Command& command) {
   }
   if (!SaslExchange::supports(command.args[0])) return bad_command("Unsupported authentication mechanism.");
   if (command.args.size() > 2) return bad_command("AUTH expects a mechanism and an optional initial response.");
-  if (!plaintext_allowed()) return send_login_failure(LoginFailure::kPrivacyRequired, "");
+  parser_.wipe();
+  if (!plaintext_allowed()) {
+    if (command.args.size() == 2) sasl::wipe(command.args[1]);
+    return fail_login(LoginFailure::kPrivacyRequired, "plaintext AUTH before TLS");
+  }
   sasl_reader_.reset();
-  std::optional<std::string> initial;
-  if (command.args.size() == 2) initial = std::move(command.args[1]);
-  on_sasl_step(sasl_.start(command.args[0], std::move(initial)));
+  on_sasl_step(sasl_.start(command.args[0], command.args.size() == 2 ? &command.args[1] : nullptr));
 }
 
 void Pop3Session::on_sasl_step(SaslExchange::Step step) {
@@ -145,7 +146,7 @@ void Pop3Session::on_sasl_step(SaslExchange::Step step) {
       send(std::string("+ ") + sasl_.challenge() + "\r\n");
       return;
     case SaslExchange::Step::kDone:
-      authenticate(sasl_.take_user(), sasl_.take_secret());
+      authenticate(sasl_.take_user(), sasl_.secret());
       return;
     case SaslExchange::Step::kCanceled:
       return bad_command("Authentication canceled.");
@@ -154,7 +155,7 @@ void Pop3Session::on_sasl_step(SaslExchange::Step step) {
     case SaslExchange::Step::kMalformed:
       return bad_command("Malformed PLAIN response.");
     case SaslExchange::Step::kAuthzRefused:
-      return send_login_failure(LoginFailure::kAuthzRefused, "");
+      return fail_login(LoginFailure::kAuthzRefused, "PLAIN authzid names another user");
   }
 }
 
@@ -234,7 +235,6 @@ void Pop3Session::send_backend_auth(std::string commands) {
   bool master = shard_->login == ShardLogin::kMaster;
   std::string payload = master ? sasl::encode_plain(user_, shard_->master_user, shard_->master_password)
                                : sasl::encode_plain("", user_, secret_);
-  sasl::wipe(secret_);
   commands += "AUTH PLAIN " + payload + "\r\n";
   send_to_backend(commands);
   sasl::wipe(commands);

@@ -101,8 +101,9 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   c.log_level = log.get<std::string>("level", c.log_level);
   Reader p(root["proxy"].as_table(), "proxy.", error);
   p.only({"workers", "greeting", "auth_failure_delay_ms", "trusted_networks"});
-  c.workers = p.get<unsigned>("workers", c.workers);
-  if (c.workers == 0 || c.workers > 256) p.fail("workers", "between 1 and 256");
+  auto workers = p.get<int64_t>("workers", c.workers);
+  if (workers < 1 || workers > 256) p.fail("workers", "between 1 and 256");
+  else c.workers = static_cast<unsigned>(workers);
   c.greeting = p.get<std::string>("greeting", c.greeting);
   c.auth_failure_delay = std::chrono::milliseconds(p.get<int64_t>("auth_failure_delay_ms", 2000));
   auto trusted = NetworkList::parse(p.strings("trusted_networks", {}));
@@ -113,10 +114,15 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   l.only({"max_line", "max_literal", "max_bad_commands", "preauth_timeout_s", "idle_timeout_s", "relay_high_watermark"});
   c.limits.max_line = l.get<size_t>("max_line", c.limits.max_line);
   if (c.limits.max_line < 512) l.fail("max_line", "at least 512");
+  if (c.limits.max_line > (1u << 20)) l.fail("max_line", "at most 1048576");
   c.limits.max_literal = l.get<size_t>("max_literal", c.limits.max_literal);
+  if (c.limits.max_literal > (16u << 20)) l.fail("max_literal", "at most 16777216");
   c.limits.max_bad_commands = l.get<size_t>("max_bad_commands", c.limits.max_bad_commands);
+  if (c.limits.max_bad_commands == 0) l.fail("max_bad_commands", "at least 1");
   c.limits.preauth_timeout = std::chrono::seconds(l.get<int64_t>("preauth_timeout_s", 180));
+  if (c.limits.preauth_timeout.count() == 0) l.fail("preauth_timeout_s", "at least 1");
   c.limits.idle_timeout = std::chrono::seconds(l.get<int64_t>("idle_timeout_s", 1800));
+  if (c.limits.idle_timeout.count() == 0) l.fail("idle_timeout_s", "at least 1");
   c.limits.relay_high_watermark = l.get<size_t>("relay_high_watermark", c.limits.relay_high_watermark);
   if (c.limits.relay_high_watermark < 16384) l.fail("relay_high_watermark", "at least 16384");
 }
@@ -216,7 +222,9 @@ ShardConfig parse_shard(const toml::table* t, size_t i, const std::string& base_
     r.fail("master_user", "set with master_password when login = \"master\"");
   }
   s.connect_timeout = std::chrono::milliseconds(r.get<int64_t>("connect_timeout_ms", 3000));
+  if (s.connect_timeout.count() == 0) r.fail("connect_timeout_ms", "at least 1");
   s.login_timeout = std::chrono::milliseconds(r.get<int64_t>("login_timeout_ms", 10000));
+  if (s.login_timeout.count() == 0) r.fail("login_timeout_ms", "at least 1");
   return s;
 }
 

@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <optional>
+
 #include "common/sasl.h"
 
 namespace basalt::proxy {
@@ -38,13 +40,13 @@ const char* SaslExchange::challenge() const {
   return "";
 }
 
-SaslExchange::Step SaslExchange::start(std::string_view mechanism, std::optional<std::string> initial) {
+SaslExchange::Step SaslExchange::start(std::string_view mechanism, std::string* initial) {
   state_ = iequals(mechanism, "PLAIN") ? State::kPlain : State::kLoginUser;
   if (!initial) return Step::kChallenge;
-  return respond(std::move(*initial));
+  return respond(*initial);
 }
 
-SaslExchange::Step SaslExchange::respond(std::string line) {
+SaslExchange::Step SaslExchange::respond(std::string& line) {
   State state = state_;
   state_ = State::kIdle;
   if (line == "*") return Step::kCanceled;

@@ -2,7 +2,6 @@
 // the protocols differ only in how each step is framed on the wire.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,15 +22,16 @@ class SaslExchange {
 
   static bool supports(std::string_view mechanism);  // PLAIN, LOGIN (any case)
 
-  // `initial`: the initial response (SASL-IR, POP3 AUTH's second argument), "=" for an empty one.
-  Step start(std::string_view mechanism, std::optional<std::string> initial);
-  Step respond(std::string line);
+  // `initial`: the initial response (SASL-IR, POP3 AUTH's second argument), "=" for an empty one,
+  // nullptr for none. Responses are wiped in the caller's buffer once decoded.
+  Step start(std::string_view mechanism, std::string* initial);
+  Step respond(std::string& line);
 
   bool active() const { return state_ != State::kIdle; }
   void cancel();
   const char* challenge() const;
   std::string take_user() { return std::move(user_); }
-  std::string take_secret() { return std::move(secret_); }
+  std::string& secret() { return secret_; }  // Session::authenticate() copies and wipes it
 
  private:
   enum class State { kIdle, kPlain, kLoginUser, kLoginPassword };

@@ -75,15 +75,13 @@ Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t
   timer_ = evtimer_new(worker.base(), on_timer, this);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
   if (is_implicit_tls(protocol)) {
-    SSL* ssl = SSL_new(worker.tls());
-    client_ = ssl ? bufferevent_openssl_socket_new(worker.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING, kOptions)
-                  : nullptr;
-    tls_active_ = true;
+    client_ = new_tls_client(fd);
     state_ = State::kTlsHandshake;
   } else {
-    client_ = bufferevent_socket_new(worker.base(), fd, kOptions);
+    // Without CLOSE_ON_FREE: STARTTLS swaps this bufferevent for a TLS one on the same socket.
+    client_ = bufferevent_socket_new(worker.base(), fd, BEV_OPT_DEFER_CALLBACKS);
+    if (client_) client_fd_ = fd;
   }
   if (!client_) evutil_closesocket(fd);
   worker_.stats().sessions.fetch_add(1, std::memory_order_relaxed);
@@ -91,7 +89,7 @@ Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t
 }
 
 Session::~Session() {
-  free_bufferevent(client_);
+  release_client();
   free_bufferevent(backend_);
   if (timer_) event_free(timer_);
   sasl::wipe(secret_);
@@ -103,7 +101,6 @@ void Session::start() {
     close("cannot set up the connection");
     return;
   }
-  if (tls_active_) bufferevent_openssl_set_allow_dirty_shutdown(client_, 1);
   logger("proxy")->debug("[C{}] connect proto={} client={} trusted={}", id_, to_string(protocol_),
                          peer_.to_string(), trusted_);
   install_client_callbacks();
@@ -123,6 +120,21 @@ void Session::install_client_callbacks() {
 bool Session::tls_available() const { return config_.tls_enabled && worker_.tls() != nullptr; }
 
 bool Session::plaintext_allowed() const { return tls_active_ || trusted_; }
+
+void Session::process_input() {
+  // Re-entry (a login failure answered synchronously from inside the parser loop) would nest
+  // one level per pipelined command: the outer loop picks the input up instead.
+  if (processing_input_ || !client_) return;
+  processing_input_ = true;
+  on_client_input(bufferevent_get_input(client_));
+  processing_input_ = false;
+}
+
+void Session::resume_input() {
+  if (evbuffer_get_length(bufferevent_get_output(client_)) > kPreAuthOutputCap) return;  // on_client_write resumes
+  bufferevent_enable(client_, EV_READ);
+  process_input();
+}
 
 void Session::set_state(State next) {
   if (next == state_) return;
@@ -147,33 +159,62 @@ void Session::send_to_backend(std::string_view text) {
 
 bool Session::count_bad_command() { return ++bad_commands_ >= config_.limits.max_bad_commands; }
 
+bufferevent* Session::new_tls_client(evutil_socket_t fd) {
+  SSL* ssl = SSL_new(worker_.tls());
+  if (!ssl) return nullptr;
+  // A socket-level TLS bufferevent (not a filter over the plain one): its output buffer is what
+  // waits for the client, so the pre-auth cap, the relay watermarks and "flushed" all see it.
+  bufferevent* bev = bufferevent_openssl_socket_new(worker_.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  if (!bev) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  tls_active_ = true;
+  return bev;
+}
+
+void Session::release_client() {
+  free_bufferevent(client_);
+  if (client_fd_ >= 0) evutil_closesocket(client_fd_);
+  client_fd_ = -1;
+}
+
 bool Session::start_tls(evbuffer* input) {
   if (evbuffer_get_length(input) > 0) {
     close_after_flush("plaintext pipelined after STARTTLS (command injection attempt)");
     return false;
   }
-  SSL* ssl = SSL_new(worker_.tls());
-  bufferevent* tls = ssl ? bufferevent_openssl_filter_new(worker_.base(), client_, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
-                         : nullptr;
-  if (!tls) {
-    close("cannot start TLS: " + openssl_error_text());
-    return false;
-  }
-  bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-  client_ = tls;
-  tls_active_ = true;
+  // The ClientHello must stay in the socket for the TLS bufferevent: stop reading now, and
+  // switch once our "OK Begin TLS" has reached the kernel (on_client_write).
+  bufferevent_disable(client_, EV_READ);
+  bufferevent_setwatermark(client_, EV_WRITE, 0, 0);
   set_state(State::kTlsHandshake);
-  install_client_callbacks();
-  bufferevent_enable(client_, EV_READ | EV_WRITE);
+  starttls_pending_ = true;
   return true;
 }
 
-void Session::on_client_read(bufferevent* bev, void* self) {
+void Session::finish_starttls() {
+  starttls_pending_ = false;
+  evutil_socket_t fd = client_fd_;
+  free_bufferevent(client_);
+  client_fd_ = -1;
+  client_ = new_tls_client(fd);
+  if (!client_) {
+    evutil_closesocket(fd);
+    close("cannot start TLS: " + openssl_error_text());
+    return;
+  }
+  install_client_callbacks();
+  bufferevent_enable(client_, EV_READ | EV_WRITE);
+}
+
+void Session::on_client_read(bufferevent*, void* self) {
   auto* s = static_cast<Session*>(self);
   switch (s->state_) {
     case State::kPreAuth:
-      s->on_client_input(bufferevent_get_input(bev));
+      s->process_input();
       return;
     case State::kProxying:
       s->relay(s->client_, s->backend_, s->bytes_in_);
@@ -197,12 +238,11 @@ void Session::on_client_write(bufferevent* bev, void* self) {
       s->on_relay_drained(s->client_);
       return;
     case State::kPreAuth:
-      if (!(bufferevent_get_enabled(bev) & EV_READ)) {
-        bufferevent_enable(bev, EV_READ);
-        s->on_client_input(bufferevent_get_input(bev));
-      }
+      if (!(bufferevent_get_enabled(bev) & EV_READ)) s->resume_input();
       return;
     case State::kTlsHandshake:
+      if (s->starttls_pending_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0) s->finish_starttls();
+      return;
     case State::kAuthenticating:
     case State::kFailureDelay:
     case State::kBackendLogin:
@@ -219,11 +259,13 @@ void Session::on_client_event(bufferevent* bev, short what, void* self) {
       s->greeted_ = true;
       s->send_greeting();
     }
-    s->on_client_input(bufferevent_get_input(bev));
+    s->process_input();
     return;
   }
   std::string why = describe_event(bev, what);
-  if (s->state_ == State::kProxying) {
+  if (s->state_ == State::kProxying && (what & BEV_EVENT_EOF)) {
+    s->on_client_eof();
+  } else if (s->state_ == State::kProxying) {
     s->on_side_closed(s->client_, "client " + why);
   } else {
     s->close(std::string("client ") + why + " during " + to_string(s->state_));
@@ -241,7 +283,9 @@ void Session::on_backend_read(bufferevent* bev, void* self) {
 
 void Session::on_backend_write(bufferevent* bev, void* self) {
   auto* s = static_cast<Session*>(self);
-  if (s->state_ == State::kProxying) {
+  if (s->state_ == State::kProxying && s->client_eof_) {
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) s->shut_backend_writes();
+  } else if (s->state_ == State::kProxying) {
     s->on_relay_drained(s->backend_);
   } else if (s->state_ == State::kClosing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
     s->close(s->close_reason_);
@@ -301,16 +345,17 @@ void Session::on_timeout() {
   }
 }
 
-void Session::authenticate(std::string user, std::string secret) {
+void Session::authenticate(std::string user, std::string& secret) {
   set_state(State::kAuthenticating);
   bufferevent_disable(client_, EV_READ);
   user_ = std::move(user);
+  // Copy, then wipe the caller's buffer: a moved-from short string keeps its bytes.
+  secret_.assign(secret);
+  sasl::wipe(secret);
   if (origin_.proxy_ttl <= 0) {
-    sasl::wipe(secret);
     fail_login(LoginFailure::kProxyLoop, "proxy TTL exhausted");
     return;
   }
-  secret_ = std::move(secret);
   Worker* worker = &worker_;
   uint64_t id = id_;
   worker_.directory().authenticate(user_, secret_, [worker, id](directory::AuthResult result) {
@@ -420,9 +465,7 @@ void Session::fail_login(LoginFailure failure, const std::string& detail) {
     auto left = config_.limits.preauth_timeout - duration_cast<std::chrono::seconds>(elapsed);
     arm_timer(std::max(milliseconds(1), duration_cast<milliseconds>(left)));
     send_login_failure(failure, detail);
-    if (state_ != State::kPreAuth) return;  // the reply closed the session
-    bufferevent_enable(client_, EV_READ);
-    on_client_input(bufferevent_get_input(client_));
+    if (state_ == State::kPreAuth) resume_input();  // unless the reply closed the session
   };
   bool penalize = failure == LoginFailure::kBadCredentials || failure == LoginFailure::kAuthzRefused;
   if (penalize && config_.auth_failure_delay.count() > 0) {
@@ -478,6 +521,28 @@ void Session::on_relay_drained(bufferevent* drained) {
   relay(other, drained, other == client_ ? bytes_in_ : bytes_out_);
 }
 
+void Session::on_client_eof() {
+  // The client may have half-closed after pipelining commands: deliver them all to the shard,
+  // then half-close towards it and keep relaying its answers until it closes.
+  relay(client_, backend_, bytes_in_);
+  client_eof_ = true;
+  close_reason_ = "client closed the connection";
+  bufferevent_disable(client_, EV_READ);
+  bufferevent_enable(backend_, EV_READ);
+  bufferevent_setwatermark(backend_, EV_WRITE, 0, 0);
+  timer_action_ = [this] { close(close_reason_ + " (shard did not finish)"); };
+  arm_timer(3 * kFlushTimeout);
+  if (evbuffer_get_length(bufferevent_get_output(backend_)) == 0) shut_backend_writes();
+}
+
+void Session::shut_backend_writes() {
+  if (shard_->tls) {
+    close(close_reason_);  // no TLS half-close: everything for the shard has been written
+    return;
+  }
+  shutdown(bufferevent_getfd(backend_), SHUT_WR);
+}
+
 void Session::on_side_closed(bufferevent* side, const std::string& reason) {
   bufferevent* other = side == client_ ? backend_ : client_;
   relay(side, other, side == client_ ? bytes_in_ : bytes_out_);
@@ -506,7 +571,7 @@ void Session::close(const std::string& reason) {
   if (!timer_) return;  // already closed
   log_end(reason);
   set_state(State::kClosing);
-  free_bufferevent(client_);
+  release_client();
   free_bufferevent(backend_);
   event_free(timer_);
   timer_ = nullptr;

@@ -91,7 +91,10 @@ class Session {
   bool count_bad_command();
   // Asks the Directory; on success connects to the user's shard, otherwise calls
   // send_login_failure (after the penalty delay for bad credentials).
-  void authenticate(std::string user, std::string secret);
+  // `secret` is copied and then wiped in the caller's buffer.
+  void authenticate(std::string user, std::string& secret);
+  // Records the failure (stats, log) and answers it, after the penalty delay when it applies.
+  void fail_login(LoginFailure failure, const std::string& detail);
   // Protocol subclass reports the backend login outcome.
   void backend_login_succeeded();
   void backend_login_failed(LoginFailure failure, const std::string& detail);
@@ -120,6 +123,13 @@ class Session {
   static void on_timer(evutil_socket_t, short, void* self);
 
   void install_client_callbacks();
+  bufferevent* new_tls_client(evutil_socket_t fd);
+  void release_client();
+  void finish_starttls();
+  void process_input();
+  void resume_input();
+  void on_client_eof();
+  void shut_backend_writes();
   void on_auth_result(directory::AuthResult result);
   void connect_backend();
   Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
@@ -129,7 +139,6 @@ class Session {
   void on_side_closed(bufferevent* side, const std::string& reason);
   void arm_timer(std::chrono::milliseconds delay);
   void on_timeout();
-  void fail_login(LoginFailure failure, const std::string& detail);
   void log_end(const std::string& reason);
 
   const uint64_t id_;
@@ -138,6 +147,10 @@ class Session {
   bool trusted_ = false;
   bool tls_active_ = false;
   bool greeted_ = false;
+  bool starttls_pending_ = false;   // "OK Begin TLS" is still on its way out
+  bool processing_input_ = false;
+  bool client_eof_ = false;         // proxying: client is gone, shard still answering
+  evutil_socket_t client_fd_ = -1;  // set while a plain bufferevent (not owning it) wraps the socket
   size_t bad_commands_ = 0;
   event* timer_ = nullptr;
   std::function<void()> timer_action_;

@@ -39,7 +39,7 @@ Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
   for (const auto& socket : sockets) {
     auto acceptor = std::make_unique<Acceptor>(Acceptor{this, socket.protocol});
     // The listening socket is shared by all workers: whichever loop wakes first accepts.
-    acceptor->listener = evconnlistener_new(base_.get(), on_accept, acceptor.get(), LEV_OPT_REUSEABLE, -1, socket.fd);
+    acceptor->listener = evconnlistener_new(base_.get(), on_accept, acceptor.get(), LEV_OPT_REUSEABLE, 0, socket.fd);  // 0: already listening (main's backlog stands)
     if (!acceptor->listener) return make_error("evconnlistener_new failed");
     acceptors_.push_back(std::move(acceptor));
   }

@@ -155,16 +155,23 @@ def test_ldap_down_answers_unavailable_within_the_timeout_then_recovers(proxy, s
     assert ok, "logins did not recover after slapd came back"
 
 
-def test_ldap_hung_answers_unavailable_within_the_timeout_then_recovers(proxy, slapd):
-    slapd.pause()
+def test_ldap_hung_answers_unavailable_within_the_timeout_then_recovers(workdir, slapd, shard_a, shard_b, certs,
+                                                                      proxy_binary):
+    # A fresh proxy, so that no earlier outage's fail-fast window decides the answer.
+    p = start_proxy(workdir, "proxy-ldap-hung", slapd, shard_a, shard_b, certs, proxy_binary)
     try:
-        reply, elapsed = login(proxy, "bob", "bob-secret")
-        assert reply == "a NO [UNAVAILABLE] Authentication service is temporarily unavailable, try again later."
-        assert LDAP_TIMEOUT_S * 0.8 <= elapsed < LDAP_TIMEOUT_S + 1.5
+        assert login(p, "alice", "alice-secret")[0].startswith("a OK")  # connections are up
+        slapd.pause()
+        try:
+            reply, elapsed = login(p, "bob", "bob-secret")
+            assert reply == "a NO [UNAVAILABLE] Authentication service is temporarily unavailable, try again later."
+            assert LDAP_TIMEOUT_S * 0.8 <= elapsed < LDAP_TIMEOUT_S + 1.5
+        finally:
+            slapd.resume()
+        ok = wait_for(lambda: login(p, "bob", "bob-secret")[0].startswith("a OK"), timeout=10, interval=0.3)
+        assert ok, "logins did not recover after slapd resumed"
     finally:
-        slapd.resume()
-    ok = wait_for(lambda: login(proxy, "bob", "bob-secret")[0].startswith("a OK"), timeout=10, interval=0.3)
-    assert ok, "logins did not recover after slapd resumed"
+        p.stop()
 
 
 def test_shard_down_answers_unavailable_and_the_other_shard_keeps_working(proxy, shard_a):

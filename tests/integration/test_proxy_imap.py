@@ -6,7 +6,9 @@ import base64
 import hashlib
 import imaplib
 import os
+import socket
 import ssl
+import time
 
 import pytest
 
@@ -30,6 +32,11 @@ def proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
 @pytest.fixture(scope="module")
 def tls(certs) -> ssl.SSLContext:
     return client_tls(certs["ca"])
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def mailboxes(imap: imaplib.IMAP4) -> set[str]:
@@ -252,6 +259,76 @@ def test_session_log_line_names_user_shard_bytes_and_reason_but_never_the_passwo
     log = proxy.log_text()
     for user in USERS.values():
         assert user["password"] not in log
+
+
+def test_starttls_sessions_get_their_last_reply_before_the_close(proxy, tls):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.command("a", "STARTTLS")
+    c.starttls(tls)
+    assert c.command("b", "LOGOUT") == ["* BYE Logging out", "b OK Logout completed."]
+    assert c.closed()
+
+
+def test_starttls_sessions_keep_the_output_cap(proxy, tls):
+    """A client that pipelines commands after STARTTLS but never reads must not grow the proxy."""
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.command("a", "STARTTLS")
+    c.starttls(tls)
+    before = rss_kib(proxy.pid)
+    c.sock.setblocking(False)
+    burst = b"x ID NIL\r\n" * 2000
+    sent = 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            sent += c.sock.send(burst)
+        except (ssl.SSLWantWriteError, BlockingIOError):
+            time.sleep(0.05)
+    grown = rss_kib(proxy.pid) - before
+    assert sent > 1_000_000, "the proxy stopped reading too early to prove anything"
+    assert grown < 16 * 1024, f"proxy RSS grew by {grown} KiB for a client that does not read"
+
+
+def test_commands_pipelined_before_a_half_close_are_all_answered(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a LOGIN alice alice-secret\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.until_tag("a")[-1].startswith("a OK [CAPABILITY ")
+    assert c.until_tag("b")[-1].startswith("b OK ")
+    assert c.until_tag("c")[-1].startswith("c OK")
+    assert c.closed()
+
+
+def test_an_append_sent_just_before_the_client_closes_reaches_the_shard(proxy, shard_a):
+    body = b"Subject: sent then closed\r\n\r\n" + b"y" * (4 * 1024 * 1024) + b"\r\n"
+    c = Conn(proxy.port("imap"))
+    c.line()
+    assert c.command("a", "LOGIN bob bob-secret")[-1].startswith("a OK")
+    c.send(b"b APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\nc LOGOUT\r\n")
+    c.close()
+    def stored():
+        imap = shard_a.imap("bob")
+        try:
+            imap.select("INBOX", readonly=True)
+            typ, data = imap.search(None, "SUBJECT", '"sent then closed"')
+            return typ == "OK" and data[0]
+        finally:
+            imap.logout()
+    assert wait_for(stored, timeout=10), "the APPEND was lost when the client closed"
+
+
+def test_out_of_range_id_values_from_a_trusted_proxy_are_ignored(proxy, shard_a):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.command("a", 'ID ("x-proxy-ttl" "-2147483648" "x-originating-port" "99999999" '
+                   '"x-originating-ip" "10.1.2.3:77")')
+    assert c.command("b", "LOGIN alice alice-secret")[-1].startswith("b OK [CAPABILITY ")
+    c.command("c", "LOGOUT")
+    assert proxy.running()
+    assert "x-originating-ip=10.1.2.3:77" not in shard_a.log_text()
 
 
 def test_no_session_is_left_behind(proxy):

@@ -203,5 +203,20 @@ def test_retr_through_the_proxy_matches_the_shard(proxy, shard_a):
     via.quit()
 
 
+def test_stls_session_gets_its_quit_reply_and_forgets_the_user(proxy, tls):
+    c = Conn(proxy.port("pop3"))
+    c.line()
+    c.send("USER alice\r\n")
+    assert c.line() == "+OK"
+    c.send("STLS\r\n")
+    assert c.line() == "+OK Begin TLS negotiation now."
+    c.starttls(tls)
+    c.send("PASS alice-secret\r\n")
+    assert c.line() == "-ERR No user name given (USER first)."
+    c.send("QUIT\r\n")
+    assert c.line() == "+OK Logging out."
+    assert c.closed()
+
+
 def test_no_session_is_left_behind(proxy):
     assert wait_sessions(proxy, 0) == 0
