@@ -6,7 +6,7 @@ PACKAGES=(
   build-essential cmake pkg-config ninja-build
   libevent-dev libssl-dev libldap-dev liblzo2-dev liblmdb-dev libxapian-dev
   libgmime-3.0-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
-  nlohmann-json3-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libxxhash-dev
   slapd ldap-utils
   dovecot-imapd dovecot-pop3d dovecot-lmtpd
   python3 python3-pytest openssl curl isync fetchmail
