@@ -6,7 +6,48 @@
 
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
+#include "proxy/worker.h"
+
 namespace basalt::proxy {
+
+// One request waiting for the workers' answers; `request` becomes null if the client goes away.
+struct AdminHttp::Pending {
+  evhttp_request* request = nullptr;
+  evhttp_connection* connection = nullptr;
+  size_t waiting = 0;
+  nlohmann::json parts = nlohmann::json::array();
+};
+
+namespace {
+
+void reply(evhttp_request* request, int code, const char* reason, const std::string& body, const char* type) {
+  evbuffer* buffer = evbuffer_new();
+  evbuffer_add(buffer, body.data(), body.size());
+  evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type", type);
+  evhttp_send_reply(request, code, reason, buffer);
+  evbuffer_free(buffer);
+}
+
+std::string query_value(evhttp_request* request, const char* key) {
+  const char* query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(request));
+  if (!query) return {};
+  evkeyvalq params;
+  if (evhttp_parse_query_str(query, &params) != 0) return {};
+  const char* value = evhttp_find_header(&params, key);
+  std::string out = value ? value : "";
+  evhttp_clear_headers(&params);
+  return out;
+}
+
+nlohmann::json to_json(const SessionInfo& i) {
+  return {{"id", i.id},       {"protocol", i.protocol}, {"user", i.user},         {"client", i.client},
+          {"shard", i.shard}, {"state", i.state},       {"tls", i.tls},           {"age_ms", i.age_ms},
+          {"bytes_in", i.bytes_in}, {"bytes_out", i.bytes_out}};
+}
+
+}  // namespace
 
 Result<void> AdminHttp::start(event_base* base) {
   http_.reset(evhttp_new(base));
@@ -50,26 +91,78 @@ std::string AdminHttp::metrics() const {
 
 void AdminHttp::on_request(evhttp_request* request, void* arg) {
   auto* self = static_cast<AdminHttp*>(arg);
-  evbuffer* body = evbuffer_new();
   if (!self->authorized(request)) {
     evhttp_add_header(evhttp_request_get_output_headers(request), "WWW-Authenticate", "Bearer");
-    evbuffer_add_printf(body, "bearer token required\n");
-    evhttp_send_reply(request, 401, "Unauthorized", body);
-  } else {
-    std::string path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(request)) ?: "";
-    if (path == "/health") {
-      evbuffer_add_printf(body, "ok\n");
-      evhttp_send_reply(request, 200, "OK", body);
-    } else if (path == "/metrics") {
-      std::string text = self->metrics();
-      evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type", "text/plain; version=0.0.4");
-      evbuffer_add(body, text.data(), text.size());
-      evhttp_send_reply(request, 200, "OK", body);
-    } else {
-      evhttp_send_reply(request, 404, "Not Found", body);
-    }
+    return reply(request, 401, "Unauthorized", "bearer token required\n", "text/plain");
   }
-  evbuffer_free(body);
+  const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(request));
+  std::string path = raw_path ? raw_path : "";
+  bool get = evhttp_request_get_command(request) == EVHTTP_REQ_GET;
+  bool post = evhttp_request_get_command(request) == EVHTTP_REQ_POST;
+  if (get && path == "/health") return reply(request, 200, "OK", "ok\n", "text/plain");
+  if (get && path == "/metrics") return reply(request, 200, "OK", self->metrics(), "text/plain; version=0.0.4");
+  if (get && path == "/sessions") return self->list_sessions(request, query_value(request, "user"));
+  if (post && path == "/kick") {
+    std::string user = query_value(request, "user");
+    if (user.empty()) return reply(request, 400, "Bad Request", "{\"error\":\"user= is required\"}\n", "application/json");
+    return self->kick(request, user);
+  }
+  reply(request, 404, "Not Found", "not found\n", "text/plain");
+}
+
+std::shared_ptr<AdminHttp::Pending> AdminHttp::track(evhttp_request* request) {
+  auto pending = std::make_shared<Pending>();
+  pending->request = request;
+  pending->connection = evhttp_request_get_connection(request);
+  pending->waiting = workers_.size();
+  pending_[pending->connection] = pending;
+  evhttp_connection_set_closecb(pending->connection, on_connection_closed, this);
+  return pending;
+}
+
+void AdminHttp::on_connection_closed(evhttp_connection* connection, void* arg) {
+  auto* self = static_cast<AdminHttp*>(arg);
+  auto it = self->pending_.find(connection);
+  if (it == self->pending_.end()) return;
+  it->second->request = nullptr;  // the answer, when it comes, goes nowhere
+  self->pending_.erase(it);
+}
+
+void AdminHttp::finish(const std::shared_ptr<Pending>& pending, const std::string& json) {
+  if (!pending->request) return;
+  evhttp_connection_set_closecb(pending->connection, nullptr, nullptr);
+  pending_.erase(pending->connection);
+  reply(pending->request, 200, "OK", json + "\n", "application/json");
+}
+
+void AdminHttp::list_sessions(evhttp_request* request, const std::string& user) {
+  auto pending = track(request);
+  for (Worker* worker : workers_) {
+    worker->post([this, worker, pending, user] {
+      nlohmann::json part = nlohmann::json::array();
+      for (const auto& info : worker->sessions(user)) part.push_back(to_json(info));
+      main_tasks_.post([this, pending, part = std::move(part)] {
+        for (const auto& session : part) pending->parts.push_back(session);
+        if (--pending->waiting == 0) finish(pending, nlohmann::json{{"sessions", pending->parts}}.dump());
+      });
+    });
+  }
+}
+
+void AdminHttp::kick(evhttp_request* request, const std::string& user) {
+  auto pending = track(request);
+  for (Worker* worker : workers_) {
+    worker->post([this, worker, pending, user] {
+      size_t kicked = worker->kick_user(user, "Disconnected by the administrator.");
+      main_tasks_.post([this, pending, user, kicked] {
+        pending->parts.push_back(kicked);
+        if (--pending->waiting > 0) return;
+        size_t total = 0;
+        for (const auto& n : pending->parts) total += n.get<size_t>();
+        finish(pending, nlohmann::json{{"user", user}, {"kicked", total}}.dump());
+      });
+    });
+  }
 }
 
 }  // namespace basalt::proxy

@@ -38,7 +38,35 @@ Result<evutil_socket_t> bind_listener(const ListenerConfig& listener) {
 struct Runtime {
   CHandle<event_base, event_base_free> base{event_base_new()};
   std::vector<std::unique_ptr<Worker>> workers;
+  const ProxyConfig* config = nullptr;
+  const Stats* stats = nullptr;
+  event* drain_timer = nullptr;
+  std::chrono::steady_clock::time_point drain_deadline;
+  bool draining = false;
+  bool kicked = false;
 };
+
+void stop_now(Runtime* rt) {
+  for (auto& w : rt->workers) w->stop();
+  event_base_loopexit(rt->base.get(), nullptr);
+}
+
+// Every 100 ms while draining: done when no session is left; at the deadline, everyone left is
+// told goodbye and gets a second to read it.
+void on_drain_tick(evutil_socket_t, short, void* arg) {
+  auto* rt = static_cast<Runtime*>(arg);
+  auto now = std::chrono::steady_clock::now();
+  if (rt->stats->sessions.load() == 0 || now >= rt->drain_deadline + std::chrono::seconds(1)) {
+    logger("proxy")->info("drain finished: {} sessions left", rt->stats->sessions.load());
+    return stop_now(rt);
+  }
+  if (now >= rt->drain_deadline && !rt->kicked) {
+    rt->kicked = true;
+    for (auto& w : rt->workers) w->post([w = w.get()] { w->kick_all("Server shutting down."); });
+  }
+  timeval tick{0, 100 * 1000};
+  evtimer_add(rt->drain_timer, &tick);
+}
 
 void on_signal(evutil_socket_t signal, short, void* arg) {
   auto* rt = static_cast<Runtime*>(arg);
@@ -46,9 +74,15 @@ void on_signal(evutil_socket_t signal, short, void* arg) {
     logger("proxy")->warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
     return;
   }
-  logger("proxy")->info("signal {}: shutting down", signal);
-  for (auto& w : rt->workers) w->stop();
-  event_base_loopexit(rt->base.get(), nullptr);
+  if (rt->draining) {
+    logger("proxy")->info("signal {} while draining: stopping now", signal);
+    return stop_now(rt);
+  }
+  logger("proxy")->info("signal {}: draining (up to {} s), no new connections", signal, rt->config->drain_timeout.count());
+  rt->draining = true;
+  rt->drain_deadline = std::chrono::steady_clock::now() + rt->config->drain_timeout;
+  for (auto& w : rt->workers) w->post([w = w.get()] { w->begin_drain(); });
+  on_drain_tick(-1, 0, rt);
 }
 
 int run(const std::string& config_path, bool check_only) {
@@ -79,6 +113,9 @@ int run(const std::string& config_path, bool check_only) {
   }
   Stats stats;
   Runtime rt;
+  rt.config = &*config;
+  rt.stats = &stats;
+  LoopTasks main_tasks(rt.base.get());
   for (unsigned i = 0; i < config->workers; ++i) {
     rt.workers.push_back(std::make_unique<Worker>(i, *config, *tls, stats));
     if (auto ok = rt.workers.back()->init(sockets); !ok) {
@@ -86,7 +123,9 @@ int run(const std::string& config_path, bool check_only) {
       return 1;
     }
   }
-  AdminHttp admin(config->admin, stats);
+  std::vector<Worker*> workers;
+  for (auto& w : rt.workers) workers.push_back(w.get());
+  AdminHttp admin(config->admin, stats, workers, main_tasks);
   if (config->admin.enabled) {
     if (auto ok = admin.start(rt.base.get()); !ok) {
       logger("proxy")->error("{}", ok.error().message);
@@ -97,12 +136,14 @@ int run(const std::string& config_path, bool check_only) {
   event* signals[] = {evsignal_new(rt.base.get(), SIGTERM, on_signal, &rt), evsignal_new(rt.base.get(), SIGINT, on_signal, &rt),
                       evsignal_new(rt.base.get(), SIGHUP, on_signal, &rt)};
   for (event* e : signals) evsignal_add(e, nullptr);
+  rt.drain_timer = evtimer_new(rt.base.get(), on_drain_tick, &rt);
   for (auto& w : rt.workers) w->start();
   logger("proxy")->info("basalt-proxy ready: {} workers", config->workers);
   event_base_dispatch(rt.base.get());
   for (auto& w : rt.workers) w->join();
   rt.workers.clear();
   for (event* e : signals) event_free(e);
+  event_free(rt.drain_timer);
   for (const auto& s : sockets) close(s.fd);
   logger("proxy")->info("basalt-proxy stopped");
   return 0;

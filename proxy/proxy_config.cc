@@ -100,12 +100,13 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   log.only({"level"});
   c.log_level = log.get<std::string>("level", c.log_level);
   Reader p(root["proxy"].as_table(), "proxy.", error);
-  p.only({"workers", "greeting", "auth_failure_delay_ms", "trusted_networks"});
+  p.only({"workers", "greeting", "auth_failure_delay_ms", "trusted_networks", "drain_timeout_s"});
   auto workers = p.get<int64_t>("workers", c.workers);
   if (workers < 1 || workers > 256) p.fail("workers", "between 1 and 256");
   else c.workers = static_cast<unsigned>(workers);
   c.greeting = p.get<std::string>("greeting", c.greeting);
   c.auth_failure_delay = std::chrono::milliseconds(p.get<int64_t>("auth_failure_delay_ms", 2000));
+  c.drain_timeout = std::chrono::seconds(p.get<int64_t>("drain_timeout_s", 30));
   auto trusted = NetworkList::parse(p.strings("trusted_networks", {}));
   if (!trusted) p.fail_value("trusted_networks", trusted.error().message);
   else c.trusted_networks = *trusted;

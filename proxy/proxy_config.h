@@ -65,6 +65,7 @@ struct ProxyConfig {
   unsigned workers = 2;
   NetworkList trusted_networks;  // may authenticate without TLS; their ID x-originating-ip is believed
   std::chrono::milliseconds auth_failure_delay{2000};
+  std::chrono::seconds drain_timeout{30};  // SIGTERM: logged-in sessions get this long to finish
   std::string greeting = "Basalt ready.";
   bool tls_enabled = false;
   TlsSettings tls;

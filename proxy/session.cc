@@ -554,6 +554,32 @@ void Session::on_side_closed(bufferevent* side, const std::string& reason) {
   close_after_flush(reason);
 }
 
+void Session::kick(const std::string& text, const std::string& reason) {
+  if (!timer_ || state_ == State::kClosing) return;
+  if (backend_) {
+    // Whatever the shard already sent goes first; nothing more is read from it.
+    relay(backend_, client_, bytes_out_);
+    free_bufferevent(backend_);
+  }
+  send_bye(text);
+  close_after_flush(reason);
+}
+
+SessionInfo Session::info() const {
+  SessionInfo i;
+  i.id = id_;
+  i.protocol = protocol_name();
+  i.user = user_;
+  i.client = origin_.ip + ":" + std::to_string(origin_.port);
+  i.shard = shard_ && state_ == State::kProxying ? shard_->name : "";
+  i.state = to_string(state_);
+  i.tls = tls_active_;
+  i.age_ms = duration_cast<milliseconds>(steady_clock::now() - started_).count();
+  i.bytes_in = bytes_in_;
+  i.bytes_out = bytes_out_;
+  return i;
+}
+
 void Session::close_after_flush(const std::string& reason) {
   if (!client_ || evbuffer_get_length(bufferevent_get_output(client_)) == 0) {
     close(reason);

@@ -45,6 +45,15 @@ enum class LoginFailure {
   kProxyLoop,            // TTL exhausted
 };
 
+// What the admin endpoint shows about one session.
+struct SessionInfo {
+  uint64_t id = 0;
+  std::string protocol, user, client, shard, state;
+  bool tls = false;
+  int64_t age_ms = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;
+};
+
 struct ClientIdentity {
   std::string ip;       // the real client address (forwarded to the shard)
   uint16_t port = 0;
@@ -66,6 +75,10 @@ class Session {
 
   // Ends the session at once (no more replies); `reason` goes to the session log line.
   void close(const std::string& reason);
+  // Says goodbye (IMAP "* BYE", POP3 "-ERR") with `text`, then closes once that is flushed.
+  // Used by the admin kick (user moves) and at the end of a drain.
+  void kick(const std::string& text, const std::string& reason);
+  SessionInfo info() const;
 
  protected:
   // ---- protocol hooks

@@ -26,14 +26,14 @@ Worker::~Worker() {
   }
   directory_.reset();  // before the loop it runs on
   if (reaper_) event_free(reaper_);
-  if (stopper_) event_free(stopper_);
+  tasks_.reset();
 }
 
 Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
   base_.reset(event_base_new());
   if (!base_) return make_error("event_base_new failed");
   reaper_ = event_new(base_.get(), -1, 0, on_reap, this);
-  stopper_ = event_new(base_.get(), -1, 0, on_stop, this);
+  tasks_ = std::make_unique<LoopTasks>(base_.get());
   directory_ = directory::make_directory(config_.directory, base_.get());
   if (!directory_) return make_error("cannot create the directory");
   for (const auto& socket : sockets) {
@@ -54,24 +54,54 @@ void Worker::start() {
 }
 
 void Worker::stop() {
-  // event_active on another thread's base is safe once evthread_use_pthreads() ran.
-  event_active(stopper_, EV_TIMEOUT, 0);
+  post([this] {
+    for (auto& a : acceptors_) evconnlistener_disable(a->listener);
+    std::vector<uint64_t> ids;
+    for (const auto& [id, session] : sessions_) ids.push_back(id);
+    for (uint64_t id : ids) {
+      if (Session* s = find(id)) s->close("proxy shutting down");
+    }
+    graveyard_.clear();
+    event_base_loopexit(base_.get(), nullptr);
+  });
+}
+
+std::vector<SessionInfo> Worker::sessions(const std::string& user) const {
+  std::vector<SessionInfo> out;
+  for (const auto& [id, session] : sessions_) {
+    if (user.empty() || session->user() == user) out.push_back(session->info());
+  }
+  return out;
+}
+
+size_t Worker::kick_user(const std::string& user, const std::string& text) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, session] : sessions_) {
+    if (session->user() == user && session->state() != State::kClosing) ids.push_back(id);
+  }
+  for (uint64_t id : ids) find(id)->kick(text, "kicked by administrator");
+  return ids.size();
+}
+
+void Worker::begin_drain() {
+  for (auto& a : acceptors_) evconnlistener_disable(a->listener);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, session] : sessions_) {
+    if (session->state() != State::kProxying) ids.push_back(id);
+  }
+  for (uint64_t id : ids) find(id)->kick("Server shutting down.", "draining");
+}
+
+void Worker::kick_all(const std::string& text) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, session] : sessions_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    if (Session* s = find(id)) s->kick(text, "drain timeout");
+  }
 }
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
-}
-
-void Worker::on_stop(evutil_socket_t, short, void* arg) {
-  auto* w = static_cast<Worker*>(arg);
-  for (auto& a : w->acceptors_) evconnlistener_disable(a->listener);
-  std::vector<uint64_t> ids;
-  for (const auto& [id, session] : w->sessions_) ids.push_back(id);
-  for (uint64_t id : ids) {
-    if (Session* s = w->find(id)) s->close("proxy shutting down");
-  }
-  w->graveyard_.clear();
-  event_base_loopexit(w->base_.get(), nullptr);
 }
 
 Session* Worker::find(uint64_t id) {

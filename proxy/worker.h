@@ -10,10 +10,12 @@
 #include <vector>
 
 #include "common/handles.h"
+#include "common/loop_tasks.h"
 #include "common/result.h"
 #include "directory/directory.h"
 #include "proxy/proxy_config.h"
 #include "proxy/shard_map.h"
+#include "proxy/session.h"
 #include "proxy/stats.h"
 #include "proxy/tls_contexts.h"
 
@@ -37,6 +39,15 @@ class Worker {
   void start();  // runs the loop on a new thread
   void stop();   // thread-safe: ends the loop; open sessions are closed
   void join();
+  // Thread-safe: runs `task` on this worker's loop.
+  void post(std::function<void()> task) { tasks_->post(std::move(task)); }
+
+  // Loop thread only (post() them):
+  std::vector<SessionInfo> sessions(const std::string& user) const;  // "" = all
+  size_t kick_user(const std::string& user, const std::string& text);
+  // Stops accepting; sessions not yet logged in are told goodbye, logged-in ones go on.
+  void begin_drain();
+  void kick_all(const std::string& text);
 
   event_base* base() { return base_.get(); }
   directory::Directory& directory() { return *directory_; }
@@ -60,7 +71,6 @@ class Worker {
   };
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
   static void on_reap(evutil_socket_t, short, void* arg);
-  static void on_stop(evutil_socket_t, short, void* arg);
 
   const unsigned index_;
   const ProxyConfig& config_;
@@ -73,7 +83,7 @@ class Worker {
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> graveyard_;
   event* reaper_ = nullptr;
-  event* stopper_ = nullptr;
+  std::unique_ptr<LoopTasks> tasks_;
   uint64_t next_id_ = 1;
   std::thread thread_;
 };

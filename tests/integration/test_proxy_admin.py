@@ -1,0 +1,130 @@
+"""basalt-proxy's admin endpoint (token, metrics, sessions, kick) and the drain on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import basalt_cluster as bc
+from conftest import SHARD_HOSTS
+from wire import Conn, metrics, wait_for, wait_sessions
+
+
+def start_proxy(workdir, name, slapd, shard_a, shard_b, certs, proxy_binary, **overrides):
+    text = bc.proxy_config(slapd, {"a": shard_a, "b": shard_b}, {"imap": bc.free_port(), "pop3": bc.free_port()},
+                           certs, shard_hosts=SHARD_HOSTS, **overrides)
+    p = bc.Proxy(workdir / name, proxy_binary, text)
+    p.start()
+    return p
+
+
+@pytest.fixture(scope="module")
+def proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    p = start_proxy(workdir, "proxy-admin", slapd, shard_a, shard_b, certs, proxy_binary)
+    yield p
+    p.stop()
+
+
+def admin(proxy, method: str, path: str, token: str | None = None) -> tuple[int, str]:
+    host, port = proxy.admin_address
+    headers = {"Authorization": f"Bearer {token if token is not None else proxy.admin_token}"}
+    req = urllib.request.Request(f"http://{host}:{port}{path}", method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def logged_in(proxy, user, password, protocol="imap") -> Conn:
+    c = Conn(proxy.port(protocol))
+    c.line()
+    if protocol == "imap":
+        assert c.command("a", f"LOGIN {user} {password}")[-1].startswith("a OK")
+    else:
+        c.send(f"USER {user}\r\nPASS {password}\r\n")
+        assert c.line() == "+OK" and c.line() == "+OK Logged in."
+    return c
+
+
+def test_the_token_is_required(proxy):
+    assert admin(proxy, "GET", "/health", token="")[0] == 401
+    assert admin(proxy, "GET", "/metrics", token="wrong-token-0123456789")[0] == 401
+    assert admin(proxy, "GET", "/health") == (200, "ok\n")
+    assert admin(proxy, "GET", "/nothing")[0] == 404
+    assert admin(proxy, "POST", "/kick")[0] == 400
+
+
+def test_metrics_count_logins_sessions_and_bytes(proxy):
+    before = metrics(proxy)
+    c = logged_in(proxy, "alice", "alice-secret")
+    assert c.command("n", "NOOP")[-1].startswith("n OK")
+    bad = Conn(proxy.port("imap"))
+    bad.line()
+    bad.command("a", "LOGIN alice wrong")
+    m = metrics(proxy)
+    assert m['basalt_logins_total{result="ok"}'] == before['basalt_logins_total{result="ok"}'] + 1
+    assert m['basalt_logins_total{result="bad_credentials"}'] == before['basalt_logins_total{result="bad_credentials"}'] + 1
+    assert m["basalt_sessions"] >= 2 and m["basalt_sessions_proxying"] >= 1
+    assert m['basalt_relayed_bytes_total{direction="backend_to_client"}'] > before[
+        'basalt_relayed_bytes_total{direction="backend_to_client"}']
+    c.close()
+    bad.close()
+
+
+def test_sessions_lists_every_workers_sessions_and_filters_by_user(proxy):
+    assert wait_sessions(proxy, 0) == 0
+    conns = [logged_in(proxy, "alice", "alice-secret") for _ in range(3)] + [logged_in(proxy, "carol", "carol-secret")]
+    status, body = admin(proxy, "GET", "/sessions")
+    assert status == 200
+    sessions = json.loads(body)["sessions"]
+    users = sorted(s["user"] for s in sessions if s["state"] == "proxying")
+    assert users == ["alice", "alice", "alice", "carol"]
+    alice = json.loads(admin(proxy, "GET", "/sessions?user=alice")[1])["sessions"]
+    assert len(alice) == 3 and all(s["shard"] == "a" and s["protocol"] == "imap" for s in alice)
+    for c in conns:
+        c.close()
+
+
+def test_kick_ends_a_users_sessions_with_a_goodbye(proxy):
+    imap = logged_in(proxy, "bob", "bob-secret")
+    pop = logged_in(proxy, "bob", "bob-secret", protocol="pop3")
+    other = logged_in(proxy, "carol", "carol-secret")
+    status, body = admin(proxy, "POST", "/kick?user=bob")
+    assert status == 200 and json.loads(body) == {"user": "bob", "kicked": 2}
+    assert imap.line() == "* BYE Disconnected by the administrator."
+    assert imap.closed()
+    assert pop.line() == "-ERR Disconnected by the administrator."
+    assert pop.closed()
+    assert other.command("n", "NOOP")[-1].startswith("n OK")
+    assert json.loads(admin(proxy, "POST", "/kick?user=nobody")[1])["kicked"] == 0
+    other.close()
+
+
+def test_sigterm_drains_logged_in_sessions_then_says_bye(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    p = start_proxy(workdir, "proxy-drain", slapd, shard_a, shard_b, certs, proxy_binary,
+                    proxy={"drain_timeout_s": 2})
+    try:
+        busy = logged_in(p, "alice", "alice-secret")
+        idle = Conn(p.port("imap"))
+        idle.line()
+        start = time.monotonic()
+        p.signal(signal.SIGTERM)
+        assert idle.line() == "* BYE Server shutting down."  # not logged in: told at once
+        assert idle.closed()
+        with pytest.raises(OSError):
+            for _ in range(20):  # no new connections while draining
+                Conn(p.port("imap"), timeout=1).line()
+                time.sleep(0.05)
+        assert busy.command("n", "NOOP")[-1].startswith("n OK")  # still served while draining
+        assert busy.line(timeout=5) == "* BYE Server shutting down."
+        assert busy.closed()
+        assert 1.8 <= time.monotonic() - start < 4.5
+        assert wait_for(lambda: not p.running(), timeout=5)
+    finally:
+        p.stop()
