@@ -813,6 +813,9 @@ service pop3 {{
         """Adds or changes a user; the passwd-file is re-read on the next login."""
         self.users[user] = password
         self._write_passwd_files()
+        # Dovecot stats a passwd-file at most once per second (last_sync_time == ioloop_time):
+        # a lookup in the same second as the previous one would still see the old file.
+        time.sleep(1.1)
 
     # clients
 
