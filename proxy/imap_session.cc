@@ -243,6 +243,7 @@ void ImapSession::send_login_failure(LoginFailure failure, const std::string&) {
       reply = "NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later.";
       break;
     case LoginFailure::kProxyLoop: reply = "NO [UNAVAILABLE] Proxy loop detected."; break;
+    case LoginFailure::kTooManySessions: reply = "NO [LIMIT] Too many sessions for this user."; break;
   }
   send(tag_ + " " + reply + "\r\n");
 }

@@ -116,8 +116,9 @@ int run(const std::string& config_path, bool check_only) {
   rt.config = &*config;
   rt.stats = &stats;
   LoopTasks main_tasks(rt.base.get());
+  ClientLimits limits(limit_settings(*config));
   for (unsigned i = 0; i < config->workers; ++i) {
-    rt.workers.push_back(std::make_unique<Worker>(i, *config, *tls, stats));
+    rt.workers.push_back(std::make_unique<Worker>(i, *config, *tls, stats, limits));
     if (auto ok = rt.workers.back()->init(sockets); !ok) {
       logger("proxy")->error("worker {}: {}", i, ok.error().message);
       return 1;

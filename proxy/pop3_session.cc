@@ -179,6 +179,7 @@ void Pop3Session::send_login_failure(LoginFailure failure, const std::string&) {
       reply = "-ERR [SYS/TEMP] Mail server is temporarily unavailable, try again later.";
       break;
     case LoginFailure::kProxyLoop: reply = "-ERR [SYS/TEMP] Proxy loop detected."; break;
+    case LoginFailure::kTooManySessions: reply = "-ERR [IN-USE] Too many sessions for this user."; break;
   }
   send(std::string(reply) + "\r\n");
 }

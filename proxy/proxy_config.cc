@@ -100,25 +100,32 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   log.only({"level"});
   c.log_level = log.get<std::string>("level", c.log_level);
   Reader p(root["proxy"].as_table(), "proxy.", error);
-  p.only({"workers", "greeting", "auth_failure_delay_ms", "trusted_networks", "drain_timeout_s"});
+  p.only({"workers", "greeting", "auth_failure_delay_ms", "auth_failure_max_delay_ms", "auth_penalty_decay_s",
+          "trusted_networks", "drain_timeout_s"});
   auto workers = p.get<int64_t>("workers", c.workers);
   if (workers < 1 || workers > 256) p.fail("workers", "between 1 and 256");
   else c.workers = static_cast<unsigned>(workers);
   c.greeting = p.get<std::string>("greeting", c.greeting);
   c.auth_failure_delay = std::chrono::milliseconds(p.get<int64_t>("auth_failure_delay_ms", 2000));
   c.drain_timeout = std::chrono::seconds(p.get<int64_t>("drain_timeout_s", 30));
+  c.auth_failure_max_delay = std::chrono::milliseconds(p.get<int64_t>("auth_failure_max_delay_ms", 15000));
+  if (c.auth_failure_max_delay < c.auth_failure_delay) p.fail("auth_failure_max_delay_ms", "at least auth_failure_delay_ms");
+  c.auth_penalty_decay = std::chrono::seconds(p.get<int64_t>("auth_penalty_decay_s", 60));
   auto trusted = NetworkList::parse(p.strings("trusted_networks", {}));
   if (!trusted) p.fail_value("trusted_networks", trusted.error().message);
   else c.trusted_networks = *trusted;
 
   Reader l(root["limits"].as_table(), "limits.", error);
-  l.only({"max_line", "max_literal", "max_bad_commands", "preauth_timeout_s", "idle_timeout_s", "relay_high_watermark"});
+  l.only({"max_line", "max_literal", "max_bad_commands", "max_connections_per_ip", "max_sessions_per_user",
+          "preauth_timeout_s", "idle_timeout_s", "relay_high_watermark"});
   c.limits.max_line = l.get<size_t>("max_line", c.limits.max_line);
   if (c.limits.max_line < 512) l.fail("max_line", "at least 512");
   if (c.limits.max_line > (1u << 20)) l.fail("max_line", "at most 1048576");
   c.limits.max_literal = l.get<size_t>("max_literal", c.limits.max_literal);
   if (c.limits.max_literal > (16u << 20)) l.fail("max_literal", "at most 16777216");
   c.limits.max_bad_commands = l.get<size_t>("max_bad_commands", c.limits.max_bad_commands);
+  c.limits.max_connections_per_ip = l.get<size_t>("max_connections_per_ip", c.limits.max_connections_per_ip);
+  c.limits.max_sessions_per_user = l.get<size_t>("max_sessions_per_user", c.limits.max_sessions_per_user);
   if (c.limits.max_bad_commands == 0) l.fail("max_bad_commands", "at least 1");
   c.limits.preauth_timeout = std::chrono::seconds(l.get<int64_t>("preauth_timeout_s", 180));
   if (c.limits.preauth_timeout.count() == 0) l.fail("preauth_timeout_s", "at least 1");
@@ -283,6 +290,16 @@ Result<ProxyConfig> parse_proxy_config(std::string_view text, const std::string&
   if (!directory) return directory.error();
   c.directory = std::move(*directory);
   return c;
+}
+
+ClientLimits::Settings limit_settings(const ProxyConfig& c) {
+  ClientLimits::Settings s;
+  s.max_connections_per_ip = c.limits.max_connections_per_ip;
+  s.max_sessions_per_user = c.limits.max_sessions_per_user;
+  s.penalty_base = c.auth_failure_delay;
+  s.penalty_max = c.auth_failure_max_delay;
+  s.penalty_decay = c.auth_penalty_decay;
+  return s;
 }
 
 Result<ProxyConfig> load_proxy_config(const std::string& path) {

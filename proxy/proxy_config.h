@@ -8,6 +8,7 @@
 #include "common/net.h"
 #include "common/result.h"
 #include "common/tls.h"
+#include "proxy/client_limits.h"
 #include "directory/directory_config.h"
 
 namespace basalt::proxy {
@@ -47,6 +48,8 @@ struct LimitsConfig {
   size_t max_line = 8192;
   size_t max_literal = 65536;
   size_t max_bad_commands = 5;
+  size_t max_connections_per_ip = 100;  // per IPv4 address or IPv6 /48; trusted networks exempt
+  size_t max_sessions_per_user = 50;    // logged-in sessions
   std::chrono::seconds preauth_timeout{180};
   std::chrono::seconds idle_timeout{1800};      // after login, no bytes either way
   size_t relay_high_watermark = 256 * 1024;     // bytes queued towards a slow reader before we stop reading
@@ -64,7 +67,9 @@ struct ProxyConfig {
   std::string log_level = "info";
   unsigned workers = 2;
   NetworkList trusted_networks;  // may authenticate without TLS; their ID x-originating-ip is believed
-  std::chrono::milliseconds auth_failure_delay{2000};
+  std::chrono::milliseconds auth_failure_delay{2000};      // first failure; doubles per failure
+  std::chrono::milliseconds auth_failure_max_delay{15000};
+  std::chrono::seconds auth_penalty_decay{60};               // failure count halves per quiet period
   std::chrono::seconds drain_timeout{30};  // SIGTERM: logged-in sessions get this long to finish
   std::string greeting = "Basalt ready.";
   bool tls_enabled = false;
@@ -77,6 +82,7 @@ struct ProxyConfig {
 };
 
 Result<ProxyConfig> load_proxy_config(const std::string& path);
+ClientLimits::Settings limit_settings(const ProxyConfig& config);
 Result<ProxyConfig> parse_proxy_config(std::string_view toml_text, const std::string& base_dir);
 
 }  // namespace basalt::proxy

@@ -71,6 +71,10 @@ Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t
   origin_.ip = peer.host();
   origin_.port = peer.port();
   trusted_ = config_.trusted_networks.contains(peer);
+  if (!trusted_) {
+    holds_connection_slot_ = worker.limits().acquire_connection(origin_.ip);
+    over_connection_limit_ = !holds_connection_slot_;
+  }
   started_ = last_activity_ = steady_clock::now();
   timer_ = evtimer_new(worker.base(), on_timer, this);
   int one = 1;
@@ -89,6 +93,8 @@ Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t
 }
 
 Session::~Session() {
+  if (holds_connection_slot_) worker_.limits().release_connection(peer_.host());
+  if (holds_session_slot_) worker_.limits().release_session(user_);
   release_client();
   free_bufferevent(backend_);
   if (timer_) event_free(timer_);
@@ -107,10 +113,17 @@ void Session::start() {
   bufferevent_enable(client_, EV_READ | EV_WRITE);
   timer_action_ = [this] { on_timeout(); };
   arm_timer(duration_cast<milliseconds>(config_.limits.preauth_timeout));
-  if (state_ == State::kPreAuth) {
-    greeted_ = true;
-    send_greeting();
+  if (state_ == State::kPreAuth) greet();
+}
+
+void Session::greet() {
+  greeted_ = true;
+  if (over_connection_limit_) {
+    send_bye("Too many connections from your address.");
+    close_after_flush("too many connections from " + origin_.ip);
+    return;
   }
+  send_greeting();
 }
 
 void Session::install_client_callbacks() {
@@ -255,11 +268,8 @@ void Session::on_client_event(bufferevent* bev, short what, void* self) {
   if (what & BEV_EVENT_CONNECTED) {
     if (s->state_ != State::kTlsHandshake) return;
     s->set_state(State::kPreAuth);
-    if (!s->greeted_) {
-      s->greeted_ = true;
-      s->send_greeting();
-    }
-    s->process_input();
+    if (!s->greeted_) s->greet();
+    if (s->state_ == State::kPreAuth) s->process_input();
     return;
   }
   std::string why = describe_event(bev, what);
@@ -374,6 +384,11 @@ void Session::on_auth_result(directory::AuthResult result) {
         fail_login(LoginFailure::kNoShard, "route '" + result.route.shard + "' names no configured shard");
         return;
       }
+      if (!worker_.limits().acquire_session(user_)) {
+        fail_login(LoginFailure::kTooManySessions, "max_sessions_per_user reached");
+        return;
+      }
+      holds_session_slot_ = true;
       connect_backend();
       return;
     case AuthOutcome::kBadCredentials:
@@ -439,6 +454,8 @@ void Session::backend_login_failed(LoginFailure failure, const std::string& deta
   if (state_ != State::kBackendLogin) return;
   Stats::add(worker_.stats().backend_errors);
   free_bufferevent(backend_);
+  if (holds_session_slot_) worker_.limits().release_session(user_);
+  holds_session_slot_ = false;
   fail_login(failure, detail);
 }
 
@@ -449,7 +466,8 @@ void Session::fail_login(LoginFailure failure, const std::string& detail) {
     case LoginFailure::kBadCredentials: Stats::add(stats.logins_bad_credentials); break;
     case LoginFailure::kPrivacyRequired:
     case LoginFailure::kAuthzRefused:
-    case LoginFailure::kProxyLoop: Stats::add(stats.logins_refused); break;
+    case LoginFailure::kProxyLoop:
+    case LoginFailure::kTooManySessions: Stats::add(stats.logins_refused); break;
     case LoginFailure::kDirectoryDown:
     case LoginFailure::kAccountUnavailable:
     case LoginFailure::kNoShard:
@@ -468,10 +486,11 @@ void Session::fail_login(LoginFailure failure, const std::string& detail) {
     if (state_ == State::kPreAuth) resume_input();  // unless the reply closed the session
   };
   bool penalize = failure == LoginFailure::kBadCredentials || failure == LoginFailure::kAuthzRefused;
-  if (penalize && config_.auth_failure_delay.count() > 0) {
+  auto delay = penalize ? worker_.limits().record_failure(origin_.ip, user_) : milliseconds(0);
+  if (delay.count() > 0) {
     set_state(State::kFailureDelay);
     timer_action_ = answer;
-    arm_timer(config_.auth_failure_delay);
+    arm_timer(delay);
   } else {
     answer();
   }
@@ -479,6 +498,7 @@ void Session::fail_login(LoginFailure failure, const std::string& detail) {
 
 void Session::backend_login_succeeded() {
   sasl::wipe(secret_);
+  worker_.limits().record_success(user_);
   Stats::add(worker_.stats().logins_ok);
   logger("proxy")->info("[C{}] login proto={} client={} user={} shard={} tls={}", id_, protocol_name(),
                         peer_.to_string(), log_safe(user_), shard_->name, tls_active_);

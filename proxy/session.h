@@ -43,6 +43,7 @@ enum class LoginFailure {
   kPrivacyRequired,      // plaintext authentication before TLS
   kAuthzRefused,         // SASL authzid for someone else
   kProxyLoop,            // TTL exhausted
+  kTooManySessions,      // the user has max_sessions_per_user sessions already
 };
 
 // What the admin endpoint shows about one session.
@@ -143,6 +144,7 @@ class Session {
   void resume_input();
   void on_client_eof();
   void shut_backend_writes();
+  void greet();
   void on_auth_result(directory::AuthResult result);
   void connect_backend();
   Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
@@ -162,7 +164,10 @@ class Session {
   bool greeted_ = false;
   bool starttls_pending_ = false;   // "OK Begin TLS" is still on its way out
   bool processing_input_ = false;
-  bool client_eof_ = false;         // proxying: client is gone, shard still answering
+  bool client_eof_ = false;
+  bool holds_connection_slot_ = false;  // counted against max_connections_per_ip
+  bool over_connection_limit_ = false;
+  bool holds_session_slot_ = false;     // counted against max_sessions_per_user         // proxying: client is gone, shard still answering
   evutil_socket_t client_fd_ = -1;  // set while a plain bufferevent (not owning it) wraps the socket
   size_t bad_commands_ = 0;
   event* timer_ = nullptr;

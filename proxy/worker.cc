@@ -10,8 +10,8 @@
 
 namespace basalt::proxy {
 
-Worker::Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats)
-    : index_(index), config_(config), tls_(tls), stats_(stats), shards_(config.shards) {}
+Worker::Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats, ClientLimits& limits)
+    : index_(index), config_(config), tls_(tls), stats_(stats), limits_(limits), shards_(config.shards) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {

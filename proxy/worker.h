@@ -30,7 +30,7 @@ struct ListenSocket {
 
 class Worker {
  public:
-  Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats);
+  Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats, ClientLimits& limits);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -56,6 +56,7 @@ class Worker {
   SSL_CTX* shard_tls(const ShardConfig& shard) const { return tls_.shard(&shard - config_.shards.data()); }
   const ShardMap& shards() const { return shards_; }
   Stats& stats() { return stats_; }
+  ClientLimits& limits() { return limits_; }
   unsigned index() const { return index_; }
 
   Session* find(uint64_t id);
@@ -76,6 +77,7 @@ class Worker {
   const ProxyConfig& config_;
   const TlsContexts& tls_;
   Stats& stats_;
+  ClientLimits& limits_;
   ShardMap shards_;
   CHandle<event_base, event_base_free> base_;
   std::unique_ptr<directory::Directory> directory_;

@@ -224,7 +224,8 @@ def test_proxy_config_renders_valid_toml(slapd, shard_a, shard_b, certs):
                            proxy={"workers": 1}, directory={"cache_ttl_s": 0})
     cfg = tomllib.loads(text)
     assert cfg["proxy"] == {"workers": 1, "trusted_networks": ["127.0.0.0/8", "::1/128"],
-                            "auth_failure_delay_ms": 2000}
+                            "auth_failure_delay_ms": 2000, "auth_failure_max_delay_ms": 2000,
+                            "drain_timeout_s": 1}
     assert cfg["listener"] == [{"protocol": "imap", "address": "127.0.0.1:1143"},
                                {"protocol": "pop3s", "address": "127.0.0.1:1995"}]
     assert cfg["admin"]["token"] == "t0k"

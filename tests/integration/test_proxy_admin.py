@@ -12,7 +12,7 @@ import pytest
 
 import basalt_cluster as bc
 from conftest import SHARD_HOSTS
-from wire import Conn, metrics, wait_for, wait_sessions
+from wire import Conn, client_tls, metrics, wait_for, wait_sessions
 
 
 def start_proxy(workdir, name, slapd, shard_a, shard_b, certs, proxy_binary, **overrides):
@@ -126,5 +126,75 @@ def test_sigterm_drains_logged_in_sessions_then_says_bye(workdir, slapd, shard_a
         assert busy.closed()
         assert 1.8 <= time.monotonic() - start < 4.5
         assert wait_for(lambda: not p.running(), timeout=5)
+    finally:
+        p.stop()
+
+
+def test_connections_per_address_are_limited(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    p = start_proxy(workdir, "proxy-conn-limit", slapd, shard_a, shard_b, certs, proxy_binary,
+                    proxy={"trusted_networks": []}, limits={"max_connections_per_ip": 3})
+    try:
+        kept = [Conn(p.port("imap"), source="127.0.0.5") for _ in range(3)]
+        for c in kept:
+            assert c.line().startswith("* OK ")
+        extra = Conn(p.port("imap"), source="127.0.0.5")
+        assert extra.line() == "* BYE Too many connections from your address."
+        assert extra.closed()
+        other = Conn(p.port("imap"), source="127.0.0.6")  # another address is not affected
+        assert other.line().startswith("* OK ")
+        kept[0].close()
+        assert wait_for(lambda: Conn(p.port("imap"), source="127.0.0.5").line().startswith("* OK "), timeout=5)
+    finally:
+        p.stop()
+
+
+def test_sessions_per_user_are_limited(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    p = start_proxy(workdir, "proxy-user-limit", slapd, shard_a, shard_b, certs, proxy_binary,
+                    limits={"max_sessions_per_user": 2})
+    try:
+        first = [logged_in(p, "alice", "alice-secret") for _ in range(2)]
+        c = Conn(p.port("imap"))
+        c.line()
+        assert c.command("a", "LOGIN alice alice-secret") == ["a NO [LIMIT] Too many sessions for this user."]
+        pop = Conn(p.port("pop3"))
+        pop.line()
+        pop.send("USER alice\r\nPASS alice-secret\r\n")
+        assert pop.line() == "+OK"
+        assert pop.line() == "-ERR [IN-USE] Too many sessions for this user."
+        assert logged_in(p, "carol", "carol-secret")  # other users are not affected
+        first[0].command("z", "LOGOUT")
+        assert wait_for(lambda: c.command("b", "LOGIN alice alice-secret")[-1].startswith("b OK"), timeout=5)
+    finally:
+        p.stop()
+
+
+def test_failed_logins_are_answered_ever_later_per_address(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    p = start_proxy(workdir, "proxy-penalty", slapd, shard_a, shard_b, certs, proxy_binary,
+                    proxy={"trusted_networks": [], "auth_failure_delay_ms": 200, "auth_failure_max_delay_ms": 800},
+                    limits={"max_connections_per_ip": 0})
+    try:
+        timings = []
+        for i in range(4):
+            c = Conn(p.port("imap"), source="127.0.0.7")
+            c.line()
+            c.command("s", "STARTTLS")
+            c.starttls(client_tls(certs["ca"]))
+            start = time.monotonic()
+            assert c.command("a", f"LOGIN user{i} wrong") == ["a NO [AUTHENTICATIONFAILED] Authentication failed."]
+            timings.append(time.monotonic() - start)
+        assert 0.2 <= timings[0] < 0.6 and 0.4 <= timings[1] < 0.9
+        assert 0.8 <= timings[2] < 1.4 and 0.8 <= timings[3] < 1.4  # capped
+        c = Conn(p.port("imap"), source="127.0.0.8")  # another client is not slowed down
+        c.line()
+        c.command("s", "STARTTLS")
+        c.starttls(client_tls(certs["ca"]))
+        start = time.monotonic()
+        c.command("a", "LOGIN someone wrong")
+        assert time.monotonic() - start < 0.6
+        ok = Conn(p.port("imap"), source="127.0.0.8")  # nor are other sessions while one waits
+        ok.line()
+        ok.command("s", "STARTTLS")
+        ok.starttls(client_tls(certs["ca"]))
+        assert ok.command("n", "NOOP") == ["n OK NOOP completed."]
     finally:
         p.stop()

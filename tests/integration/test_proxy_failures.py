@@ -18,7 +18,8 @@ LDAP_TIMEOUT_S = 1.0
 
 
 def start_proxy(workdir, name, slapd, shard_a, shard_b, certs, proxy_binary, **overrides):
-    overrides.setdefault("proxy", {"auth_failure_delay_ms": int(DELAY_S * 1000)})
+    overrides.setdefault("proxy", {"auth_failure_delay_ms": int(DELAY_S * 1000),
+                                   "auth_failure_max_delay_ms": int(DELAY_S * 1000)})  # no growth here
     overrides.setdefault("directory", {"cache_ttl_s": 0, "ldap": {"operation_timeout_ms": int(LDAP_TIMEOUT_S * 1000),
                                                                  "connect_timeout_ms": 500,
                                                                  "retry_interval_ms": 200}})
@@ -158,7 +159,9 @@ def test_ldap_down_answers_unavailable_within_the_timeout_then_recovers(proxy, s
 def test_ldap_hung_answers_unavailable_within_the_timeout_then_recovers(workdir, slapd, shard_a, shard_b, certs,
                                                                       proxy_binary):
     # A fresh proxy, so that no earlier outage's fail-fast window decides the answer.
-    p = start_proxy(workdir, "proxy-ldap-hung", slapd, shard_a, shard_b, certs, proxy_binary)
+    # One worker: its LDAP connections are the ones the first login opened.
+    p = start_proxy(workdir, "proxy-ldap-hung", slapd, shard_a, shard_b, certs, proxy_binary,
+                    proxy={"workers": 1, "auth_failure_delay_ms": 0})
     try:
         assert login(p, "alice", "alice-secret")[0].startswith("a OK")  # connections are up
         slapd.pause()

@@ -17,7 +17,7 @@ LISTENERS = ("pop3", "pop3s")
 @pytest.fixture(scope="module")
 def proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
     text = bc.proxy_config(slapd, {"a": shard_a, "b": shard_b}, {p: bc.free_port() for p in LISTENERS}, certs,
-                           shard_hosts=SHARD_HOSTS, proxy={"auth_failure_delay_ms": 300})
+                           shard_hosts=SHARD_HOSTS, proxy={"auth_failure_delay_ms": 300, "auth_failure_max_delay_ms": 300})
     p = bc.Proxy(workdir / "proxy-pop3", proxy_binary, text)
     p.start()
     yield p

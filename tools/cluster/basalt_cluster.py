@@ -1022,7 +1022,8 @@ def proxy_config_dict(slapd: Slapd, shards: dict[str, Dovecot], listeners: dict[
     cfg: dict = {
         "log": {"level": "info"},
         "proxy": {"workers": 2, "trusted_networks": ["127.0.0.0/8", "::1/128"],
-                  "auth_failure_delay_ms": 2000, "drain_timeout_s": 1},
+                  "auth_failure_delay_ms": 2000, "auth_failure_max_delay_ms": 2000,
+                  "drain_timeout_s": 1},
     }
     if certs:
         cfg["tls"] = {"certificate": certs["cert"], "private_key": certs["key"]}
