@@ -108,7 +108,7 @@ int run(const std::string& config_path, bool check_only) {
       logger("proxy")->error("{}", fd.error().message);
       return 1;
     }
-    sockets.push_back({*fd, l.protocol});
+    sockets.push_back({*fd, l.protocol, l.proxy_protocol});
     logger("proxy")->info("listening proto={} address={}", to_string(l.protocol), l.address_text);
   }
   Stats stats;

@@ -101,7 +101,7 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   c.log_level = log.get<std::string>("level", c.log_level);
   Reader p(root["proxy"].as_table(), "proxy.", error);
   p.only({"workers", "greeting", "auth_failure_delay_ms", "auth_failure_max_delay_ms", "auth_penalty_decay_s",
-          "trusted_networks", "drain_timeout_s"});
+          "trusted_networks", "trusted_load_balancers", "drain_timeout_s"});
   auto workers = p.get<int64_t>("workers", c.workers);
   if (workers < 1 || workers > 256) p.fail("workers", "between 1 and 256");
   else c.workers = static_cast<unsigned>(workers);
@@ -114,6 +114,9 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   auto trusted = NetworkList::parse(p.strings("trusted_networks", {}));
   if (!trusted) p.fail_value("trusted_networks", trusted.error().message);
   else c.trusted_networks = *trusted;
+  auto balancers = NetworkList::parse(p.strings("trusted_load_balancers", {}));
+  if (!balancers) p.fail_value("trusted_load_balancers", balancers.error().message);
+  else c.trusted_load_balancers = *balancers;
 
   Reader l(root["limits"].as_table(), "limits.", error);
   l.only({"max_line", "max_literal", "max_bad_commands", "max_connections_per_ip", "max_sessions_per_user",
@@ -167,7 +170,7 @@ void parse_listeners(const toml::table& root, ProxyConfig& c, std::string* error
   }
   for (size_t i = 0; i < list->size(); ++i) {
     Reader r(list->get(i)->as_table(), "listener[" + std::to_string(i) + "].", error);
-    r.only({"protocol", "address"});
+    r.only({"protocol", "address", "proxy_protocol"});
     ListenerConfig lc;
     lc.protocol = parse_protocol(r.get<std::string>("protocol", ""), r);
     lc.address_text = r.get<std::string>("address", "");
@@ -175,6 +178,7 @@ void parse_listeners(const toml::table& root, ProxyConfig& c, std::string* error
     if (!addr) r.fail_value("address", addr.error().message);
     else lc.address = *addr;
     if (is_implicit_tls(lc.protocol) && !c.tls_enabled) r.fail("protocol", "imap or pop3 unless [tls] is configured");
+    lc.proxy_protocol = r.get<bool>("proxy_protocol", false);
     c.listeners.push_back(lc);
   }
 }

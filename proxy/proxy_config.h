@@ -23,6 +23,7 @@ struct ListenerConfig {
   Protocol protocol = Protocol::kImap;
   SocketAddress address;
   std::string address_text;
+  bool proxy_protocol = false;  // expect a HAProxy PROXY v1/v2 header from trusted_load_balancers
 };
 
 enum class ShardLogin { kMaster, kPassthrough };
@@ -67,6 +68,7 @@ struct ProxyConfig {
   std::string log_level = "info";
   unsigned workers = 2;
   NetworkList trusted_networks;  // may authenticate without TLS; their ID x-originating-ip is believed
+  NetworkList trusted_load_balancers;  // may send PROXY protocol headers (and nobody else)
   std::chrono::milliseconds auth_failure_delay{2000};      // first failure; doubles per failure
   std::chrono::milliseconds auth_failure_max_delay{15000};
   std::chrono::seconds auth_penalty_decay{60};               // failure count halves per quiet period

@@ -2,8 +2,10 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <sys/socket.h>
 
 #include "common/log.h"
+#include "common/proxy_protocol.h"
 #include "directory/directory_config.h"
 #include "proxy/imap_session.h"
 #include "proxy/pop3_session.h"
@@ -18,6 +20,7 @@ Worker::~Worker() {
     stop();
     join();
   }
+  while (!header_waits_.empty()) drop_header_wait(header_waits_.begin()->first, true);
   for (auto& [id, session] : sessions_) graveyard_.push_back(std::move(session));
   sessions_.clear();
   graveyard_.clear();
@@ -37,7 +40,7 @@ Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
   directory_ = directory::make_directory(config_.directory, base_.get());
   if (!directory_) return make_error("cannot create the directory");
   for (const auto& socket : sockets) {
-    auto acceptor = std::make_unique<Acceptor>(Acceptor{this, socket.protocol});
+    auto acceptor = std::make_unique<Acceptor>(Acceptor{this, socket.protocol, socket.proxy_protocol});
     // The listening socket is shared by all workers: whichever loop wakes first accepts.
     acceptor->listener = evconnlistener_new(base_.get(), on_accept, acceptor.get(), LEV_OPT_REUSEABLE, 0, socket.fd);  // 0: already listening (main's backlog stands)
     if (!acceptor->listener) return make_error("evconnlistener_new failed");
@@ -119,25 +122,82 @@ void Worker::retire(uint64_t id) {
 
 void Worker::on_reap(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->graveyard_.clear(); }
 
-void Worker::on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
+void Worker::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
   auto* acceptor = static_cast<Acceptor*>(arg);
   Worker* w = acceptor->worker;
   SocketAddress peer = SocketAddress::from(addr, static_cast<socklen_t>(len));
   SocketAddress local;
   local.length = sizeof local.storage;
   getsockname(fd, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
-  (void)listener;
+  if (!acceptor->proxy_protocol) return w->start_session(fd, acceptor->protocol, peer, local);
+  if (!w->config_.trusted_load_balancers.contains(peer)) {
+    // Only a trusted balancer may tell us who the client is.
+    logger("proxy")->warn("PROXY protocol listener: connection from untrusted {} refused", peer.to_string());
+    evutil_closesocket(fd);
+    return;
+  }
+  w->wait_for_header(fd, acceptor->protocol, peer, local);
+}
+
+void Worker::start_session(evutil_socket_t fd, Protocol protocol, const SocketAddress& peer,
+                           const SocketAddress& local) {
   // Session ids are unique per process and stay short in logs.
-  uint64_t id = w->next_id_++ * w->config_.workers + w->index_;
+  uint64_t id = next_id_++ * config_.workers + index_;
   std::unique_ptr<Session> session;
-  if (is_imap(acceptor->protocol)) {
-    session = std::make_unique<ImapSession>(*w, id, acceptor->protocol, fd, peer, local);
+  if (is_imap(protocol)) {
+    session = std::make_unique<ImapSession>(*this, id, protocol, fd, peer, local);
   } else {
-    session = std::make_unique<Pop3Session>(*w, id, acceptor->protocol, fd, peer, local);
+    session = std::make_unique<Pop3Session>(*this, id, protocol, fd, peer, local);
   }
   Session* raw = session.get();
-  w->sessions_.emplace(id, std::move(session));
+  sessions_.emplace(id, std::move(session));
   raw->start();
+}
+
+void Worker::wait_for_header(evutil_socket_t fd, Protocol protocol, const SocketAddress& peer,
+                             const SocketAddress& local) {
+  auto wait = std::make_unique<HeaderWait>(HeaderWait{this, fd, protocol, peer, local});
+  wait->readable = event_new(base_.get(), fd, EV_READ | EV_PERSIST, on_header_event, wait.get());
+  wait->timeout = evtimer_new(base_.get(), on_header_event, wait.get());
+  timeval limit{5, 0};
+  event_add(wait->readable, nullptr);
+  evtimer_add(wait->timeout, &limit);
+  header_waits_.emplace(wait.get(), std::move(wait));
+}
+
+void Worker::drop_header_wait(HeaderWait* wait, bool close_fd) {
+  event_free(wait->readable);
+  event_free(wait->timeout);
+  if (close_fd) evutil_closesocket(wait->fd);
+  header_waits_.erase(wait);
+}
+
+// Peeks, so that nothing behind the header (a TLS ClientHello, a pipelined command) is taken
+// from the socket; then consumes exactly the header.
+void Worker::on_header_event(evutil_socket_t fd, short what, void* arg) {
+  auto* wait = static_cast<HeaderWait*>(arg);
+  Worker* w = wait->worker;
+  if (what & EV_TIMEOUT) {
+    logger("proxy")->info("PROXY protocol header from {} did not arrive in time", wait->peer.to_string());
+    return w->drop_header_wait(wait, true);
+  }
+  char buf[proxy_protocol::kMaxV2Length];
+  ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  proxy_protocol::Header header;
+  std::string error = n <= 0 ? "connection closed" : "";
+  auto status = n <= 0 ? proxy_protocol::Status::kError
+                       : proxy_protocol::parse(std::string_view(buf, static_cast<size_t>(n)), header, error);
+  if (status == proxy_protocol::Status::kNeedMore) return;
+  if (status == proxy_protocol::Status::kError || recv(fd, buf, header.length, 0) != static_cast<ssize_t>(header.length)) {
+    logger("proxy")->info("PROXY protocol from {}: {}", wait->peer.to_string(), error.empty() ? "read failed" : error);
+    return w->drop_header_wait(wait, true);
+  }
+  SocketAddress peer = header.source ? *header.source : wait->peer;
+  SocketAddress local = header.destination ? *header.destination : wait->local;
+  Protocol protocol = wait->protocol;
+  w->drop_header_wait(wait, false);
+  w->start_session(fd, protocol, peer, local);
 }
 
 }  // namespace basalt::proxy

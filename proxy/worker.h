@@ -26,6 +26,7 @@ class Session;
 struct ListenSocket {
   evutil_socket_t fd = -1;
   Protocol protocol = Protocol::kImap;
+  bool proxy_protocol = false;
 };
 
 class Worker {
@@ -68,9 +69,23 @@ class Worker {
   struct Acceptor {
     Worker* worker;
     Protocol protocol;
+    bool proxy_protocol;
     evconnlistener* listener = nullptr;
   };
+  // A connection whose PROXY protocol header has not fully arrived yet.
+  struct HeaderWait {
+    Worker* worker;
+    evutil_socket_t fd;
+    Protocol protocol;
+    SocketAddress peer, local;
+    event* readable = nullptr;
+    event* timeout = nullptr;
+  };
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void on_header_event(evutil_socket_t fd, short what, void* arg);
+  void start_session(evutil_socket_t fd, Protocol protocol, const SocketAddress& peer, const SocketAddress& local);
+  void wait_for_header(evutil_socket_t fd, Protocol protocol, const SocketAddress& peer, const SocketAddress& local);
+  void drop_header_wait(HeaderWait* wait, bool close_fd);
   static void on_reap(evutil_socket_t, short, void* arg);
 
   const unsigned index_;
@@ -84,6 +99,7 @@ class Worker {
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> graveyard_;
+  std::unordered_map<HeaderWait*, std::unique_ptr<HeaderWait>> header_waits_;
   event* reaper_ = nullptr;
   std::unique_ptr<LoopTasks> tasks_;
   uint64_t next_id_ = 1;
