@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "backend/durable_file.h"
@@ -106,7 +107,7 @@ class MailboxList {
   static std::string encode(const Data& d);
   Result<void> save(Data next);
   Result<Entry> add(Data& d, const std::string& name, uint32_t uidvalidity) const;
-  uint32_t allocate_uidvalidity(Data& d) const;
+  Result<uint32_t> allocate_uidvalidity(Data& d) const;
   MailboxInfo info(const Entry& e) const;
 
   std::string dir_;

@@ -10,7 +10,7 @@
 namespace basalt {
 namespace {
 
-constexpr size_t kHeaderChecksumOffset = 24;
+constexpr size_t kHeaderChecksumOffset = 32;
 
 // lzo_init() must run once before any other LZO call; a function-local static is initialised
 // exactly once even when threads race (C++11 magic statics).
@@ -30,8 +30,8 @@ size_t lzo_bound(size_t n) { return n + n / 16 + 64 + 3; }
 
 Error blob_error(const std::string& what) { return make_error("blob: " + what); }
 
-void write_header(std::string& out, uint8_t flags, uint32_t raw_size, uint32_t body_size,
-                  uint64_t raw_checksum) {
+void write_header(std::string& out, uint8_t flags, uint32_t raw_size, uint64_t raw_checksum) {
+  const auto body_size = static_cast<uint32_t>(out.size() - kBlobHeaderSize);
   std::string header;
   header.reserve(kBlobHeaderSize);
   ByteWriter w(header);
@@ -42,6 +42,8 @@ void write_header(std::string& out, uint8_t flags, uint32_t raw_size, uint32_t b
   w.u32(raw_size);
   w.u32(body_size);
   w.u64(raw_checksum);
+  // A stored body is the raw bytes: one checksum pass serves both fields.
+  w.u64((flags & kBlobFlagLzo) ? checksum64(std::string_view(out).substr(kBlobHeaderSize)) : raw_checksum);
   w.u64(checksum64(header));
   out.replace(0, kBlobHeaderSize, header);
 }
@@ -68,12 +70,12 @@ std::string encode_blob(std::string_view raw) {
   }
   if (use_lzo) {
     out.resize(kBlobHeaderSize + compressed);
-    write_header(out, kBlobFlagLzo, raw_size, static_cast<uint32_t>(compressed), sum);
+    write_header(out, kBlobFlagLzo, raw_size, sum);
   } else {
     // Compression did not help (random data, already-compressed attachments): store as is.
     out.resize(kBlobHeaderSize);
     out.append(raw);
-    write_header(out, 0, raw_size, raw_size, sum);
+    write_header(out, 0, raw_size, sum);
   }
   return out;
 }
@@ -94,7 +96,7 @@ Result<BlobHeader> parse_blob_header(std::string_view blob) {
   // The version is checked before the header checksum: a newer format may lay it out differently.
   if (h.version != kBlobVersion) return blob_error("unsupported version " + std::to_string(h.version));
   (void)(r.u8(h.flags) && r.u16(reserved) && r.u32(h.raw_size) && r.u32(h.body_size) &&
-         r.u64(h.raw_checksum) && r.u64(header_sum));
+         r.u64(h.raw_checksum) && r.u64(h.body_checksum) && r.u64(header_sum));
   if (header_sum != checksum64(blob.substr(0, kHeaderChecksumOffset))) return blob_error("header checksum mismatch");
   if ((h.flags & ~kBlobFlagLzo) != 0 || reserved != 0) {
     return blob_error("unknown flags " + std::to_string(h.flags) + "/" + std::to_string(reserved));
@@ -121,8 +123,13 @@ Result<std::string> decode_blob(std::string_view blob) {
                       " bytes)");
   }
   if (body.size() > h.body_size) return blob_error("trailing bytes after the body");
+  if (!h.compressed()) {
+    if (h.body_checksum != h.raw_checksum || checksum64(body) != h.raw_checksum) return blob_error("checksum mismatch");
+    return std::string(body);
+  }
+  if (checksum64(body) != h.body_checksum) return blob_error("body checksum mismatch");
   std::string raw;
-  if (h.compressed()) {
+  {
     if (!lzo_ready()) return blob_error("LZO failed to initialise");
     raw.resize(h.raw_size);
     lzo_uint out_len = h.raw_size;
@@ -132,8 +139,6 @@ Result<std::string> decode_blob(std::string_view blob) {
       return blob_error("corrupt compressed body (lzo error " + std::to_string(rc) + ", " +
                         std::to_string(out_len) + " of " + std::to_string(h.raw_size) + " bytes)");
     }
-  } else {
-    raw.assign(body);
   }
   if (checksum64(raw) != h.raw_checksum) return blob_error("checksum mismatch");
   return raw;

@@ -11,12 +11,14 @@
 //   8      4     raw size (bytes of the message), <= kMaxBlobRawSize
 //   12     4     body size (bytes that follow the header)
 //   16     8     XXH3-64 of the RAW message bytes
-//   24     8     XXH3-64 of header bytes 0..23 (sizes are trusted for allocation only after this)
-//   32     ...   body (exactly `body size` bytes; nothing may follow)
+//   24     8     XXH3-64 of the body as stored (so any flipped bit is caught, even one LZO
+//                would decode to the same output)
+//   32     8     XXH3-64 of header bytes 0..31 (sizes are trusted for allocation only after this)
+//   40     ...   body (exactly `body size` bytes; nothing may follow)
 //
-// Decoding verifies every length before allocating, decompresses with lzo1x_decompress_safe
-// and checks the raw checksum, so a blob either decodes to exactly the bytes that were
-// encoded or yields an error. All functions are thread-safe.
+// Decoding verifies every length before allocating, checks the body checksum, decompresses
+// with lzo1x_decompress_safe and checks the raw checksum, so a blob either decodes to exactly
+// the bytes that were encoded or yields an error. All functions are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +31,7 @@ namespace basalt {
 
 inline constexpr std::string_view kBlobMagic = "BSLT";
 inline constexpr uint8_t kBlobVersion = 1;
-inline constexpr size_t kBlobHeaderSize = 32;
+inline constexpr size_t kBlobHeaderSize = 40;
 inline constexpr uint8_t kBlobFlagLzo = 0x01;
 // Upper bound on a message; LMTP/APPEND limits must be at or below it.
 inline constexpr uint32_t kMaxBlobRawSize = 1u << 30;
@@ -40,6 +42,7 @@ struct BlobHeader {
   uint32_t raw_size = 0;
   uint32_t body_size = 0;
   uint64_t raw_checksum = 0;
+  uint64_t body_checksum = 0;
 
   bool compressed() const { return (flags & kBlobFlagLzo) != 0; }
 };
@@ -49,13 +52,14 @@ struct BlobHeader {
 // violating it aborts, as it is a programming error, not bad input).
 std::string encode_blob(std::string_view raw);
 
-// Validates the 32-byte header at the start of `blob` (magic, version, header checksum,
+// Validates the 40-byte header at the start of `blob` (magic, version, header checksum,
 // flags, size bounds). `blob` may be just the header: body presence is not checked.
 Result<BlobHeader> parse_blob_header(std::string_view blob);
 
 // Decodes a whole blob. Errors start with "blob: " and name the failure: "bad magic",
 // "unsupported version N", "truncated", "header checksum mismatch", "unknown flags",
-// "raw size ... exceeds", "trailing bytes", "corrupt compressed body", "checksum mismatch".
+// "raw size ... exceeds", "trailing bytes", "body checksum mismatch", "corrupt compressed body",
+// "checksum mismatch".
 Result<std::string> decode_blob(std::string_view blob);
 
 // XXH3-64, the checksum of every Basalt on-disk format.

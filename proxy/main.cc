@@ -38,8 +38,10 @@ Result<evutil_socket_t> bind_listener(const ListenerConfig& listener) {
 struct Runtime {
   CHandle<event_base, event_base_free> base{event_base_new()};
   std::vector<std::unique_ptr<Worker>> workers;
-  const ProxyConfig* config = nullptr;
+  std::string config_path;
+  std::shared_ptr<const ProxyConfig> config;  // the current one (reloads replace it)
   const Stats* stats = nullptr;
+  ClientLimits* limits = nullptr;
   event* drain_timer = nullptr;
   std::chrono::steady_clock::time_point drain_deadline;
   bool draining = false;
@@ -68,12 +70,43 @@ void on_drain_tick(evutil_socket_t, short, void* arg) {
   evtimer_add(rt->drain_timer, &tick);
 }
 
+// Settings that need a restart: the sockets are bound and the threads started.
+void warn_about_fixed_settings(const ProxyConfig& old, const ProxyConfig& next) {
+  bool listeners_changed = old.listeners.size() != next.listeners.size();
+  for (size_t i = 0; !listeners_changed && i < old.listeners.size(); ++i) {
+    const auto &a = old.listeners[i], &b = next.listeners[i];
+    listeners_changed = a.address_text != b.address_text || a.protocol != b.protocol || a.proxy_protocol != b.proxy_protocol;
+  }
+  if (listeners_changed) logger("proxy")->warn("reload: [[listener]] changes need a restart; ignored");
+  if (old.workers != next.workers) logger("proxy")->warn("reload: proxy.workers changes need a restart; ignored");
+  if (old.admin.address_text != next.admin.address_text || old.admin.token != next.admin.token) {
+    logger("proxy")->warn("reload: [admin] changes need a restart; ignored");
+  }
+}
+
+// SIGHUP: read and validate the file, load certificates, then hand the new generation to the
+// workers. Sessions already open keep the settings they started with.
+void reload(Runtime* rt) {
+  auto next = load_proxy_config(rt->config_path);
+  if (!next) return logger("proxy")->error("reload failed, keeping the running configuration: {}", next.error().message);
+  auto tls = make_tls_contexts(*next);
+  if (!tls) return logger("proxy")->error("reload failed, keeping the running configuration: {}", tls.error().message);
+  warn_about_fixed_settings(*rt->config, *next);
+  auto config = std::make_shared<ProxyConfig>(std::move(*next));
+  config->workers = rt->config->workers;  // fixed for this run
+  config->listeners = rt->config->listeners;
+  config->admin = rt->config->admin;
+  rt->config = config;
+  auto contexts = std::make_shared<const TlsContexts>(std::move(*tls));
+  set_log_level(config->log_level);
+  rt->limits->update(limit_settings(*config));
+  for (auto& w : rt->workers) w->post([w = w.get(), config, contexts] { w->reload(config, contexts); });
+  logger("proxy")->info("configuration reloaded from {}", rt->config_path);
+}
+
 void on_signal(evutil_socket_t signal, short, void* arg) {
   auto* rt = static_cast<Runtime*>(arg);
-  if (signal == SIGHUP) {
-    logger("proxy")->warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
-    return;
-  }
+  if (signal == SIGHUP) return reload(rt);
   if (rt->draining) {
     logger("proxy")->info("signal {} while draining: stopping now", signal);
     return stop_now(rt);
@@ -86,17 +119,19 @@ void on_signal(evutil_socket_t signal, short, void* arg) {
 }
 
 int run(const std::string& config_path, bool check_only) {
-  auto config = load_proxy_config(config_path);
-  if (!config) {
-    std::cerr << "basalt-proxy: " << config.error().message << "\n";
+  auto loaded = load_proxy_config(config_path);
+  if (!loaded) {
+    std::cerr << "basalt-proxy: " << loaded.error().message << "\n";
     return 3;
   }
+  auto config = std::make_shared<const ProxyConfig>(std::move(*loaded));
   set_log_level(config->log_level);
-  auto tls = make_tls_contexts(*config);
-  if (!tls) {
-    std::cerr << "basalt-proxy: " << tls.error().message << "\n";
+  auto loaded_tls = make_tls_contexts(*config);
+  if (!loaded_tls) {
+    std::cerr << "basalt-proxy: " << loaded_tls.error().message << "\n";
     return 3;
   }
+  auto tls = std::make_shared<const TlsContexts>(std::move(*loaded_tls));
   if (check_only) {
     std::cout << "configuration ok\n";
     return 0;
@@ -113,12 +148,14 @@ int run(const std::string& config_path, bool check_only) {
   }
   Stats stats;
   Runtime rt;
-  rt.config = &*config;
+  rt.config_path = config_path;
+  rt.config = config;
   rt.stats = &stats;
   LoopTasks main_tasks(rt.base.get());
   ClientLimits limits(limit_settings(*config));
+  rt.limits = &limits;
   for (unsigned i = 0; i < config->workers; ++i) {
-    rt.workers.push_back(std::make_unique<Worker>(i, *config, *tls, stats, limits));
+    rt.workers.push_back(std::make_unique<Worker>(i, config, tls, stats, limits));
     if (auto ok = rt.workers.back()->init(sockets); !ok) {
       logger("proxy")->error("worker {}: {}", i, ok.error().message);
       return 1;

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/sasl.h"
+#include "proxy/shard_map.h"
 #include "proxy/worker.h"
 
 namespace basalt::proxy {
@@ -67,7 +68,14 @@ const char* to_string(State state) {
 
 Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd, const SocketAddress& peer,
                  const SocketAddress& local)
-    : worker_(worker), config_(worker.config()), protocol_(protocol), local_(local), id_(id), peer_(peer) {
+    : worker_(worker),
+      config_snapshot_(worker.config()),
+      tls_(worker.tls()),
+      config_(*config_snapshot_),
+      protocol_(protocol),
+      local_(local),
+      id_(id),
+      peer_(peer) {
   origin_.ip = peer.host();
   origin_.port = peer.port();
   trusted_ = config_.trusted_networks.contains(peer);
@@ -130,7 +138,7 @@ void Session::install_client_callbacks() {
   bufferevent_setcb(client_, on_client_read, on_client_write, on_client_event, this);
 }
 
-bool Session::tls_available() const { return config_.tls_enabled && worker_.tls() != nullptr; }
+bool Session::tls_available() const { return config_.tls_enabled && tls_->server != nullptr; }
 
 bool Session::plaintext_allowed() const { return tls_active_ || trusted_; }
 
@@ -173,7 +181,7 @@ void Session::send_to_backend(std::string_view text) {
 bool Session::count_bad_command() { return ++bad_commands_ >= config_.limits.max_bad_commands; }
 
 bufferevent* Session::new_tls_client(evutil_socket_t fd) {
-  SSL* ssl = SSL_new(worker_.tls());
+  SSL* ssl = SSL_new(tls_->server.get());
   if (!ssl) return nullptr;
   // A socket-level TLS bufferevent (not a filter over the plain one): its output buffer is what
   // waits for the client, so the pre-auth cap, the relay watermarks and "flushed" all see it.
@@ -379,7 +387,7 @@ void Session::on_auth_result(directory::AuthResult result) {
   switch (result.outcome) {
     case AuthOutcome::kOk:
       if (!result.route.user.empty()) user_ = result.route.user;
-      shard_ = worker_.shards().resolve(result.route.shard);
+      shard_ = ShardMap(config_.shards).resolve(result.route.shard);
       if (!shard_) {
         fail_login(LoginFailure::kNoShard, "route '" + result.route.shard + "' names no configured shard");
         return;
@@ -431,7 +439,7 @@ void Session::connect_backend() {
 
 Result<bufferevent*> Session::new_backend_bufferevent(const SocketAddress& address) {
   constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-  SSL_CTX* tls = worker_.shard_tls(*shard_);
+  SSL_CTX* tls = tls_->shard(static_cast<size_t>(shard_ - config_.shards.data()));
   if (!tls) {
     bufferevent* bev = bufferevent_socket_new(worker_.base(), -1, kOptions);
     if (!bev) return make_error("out of memory");

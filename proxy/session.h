@@ -15,6 +15,7 @@
 #include "common/result.h"
 #include "directory/directory.h"
 #include "proxy/proxy_config.h"
+#include "proxy/tls_contexts.h"
 
 namespace basalt::proxy {
 
@@ -117,6 +118,8 @@ class Session {
   void close_after_flush(const std::string& reason);
 
   Worker& worker_;
+  std::shared_ptr<const ProxyConfig> config_snapshot_;  // what this session started with (reloads)
+  std::shared_ptr<const TlsContexts> tls_;
   const ProxyConfig& config_;
   const Protocol protocol_;
   ClientIdentity origin_;

@@ -12,8 +12,9 @@
 
 namespace basalt::proxy {
 
-Worker::Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats, ClientLimits& limits)
-    : index_(index), config_(config), tls_(tls), stats_(stats), limits_(limits), shards_(config.shards) {}
+Worker::Worker(unsigned index, std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const TlsContexts> tls,
+               Stats& stats, ClientLimits& limits)
+    : index_(index), config_(std::move(config)), tls_(std::move(tls)), stats_(stats), limits_(limits) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -28,6 +29,7 @@ Worker::~Worker() {
     if (a->listener) evconnlistener_free(a->listener);
   }
   directory_.reset();  // before the loop it runs on
+  retired_directories_.clear();
   if (reaper_) event_free(reaper_);
   tasks_.reset();
 }
@@ -37,7 +39,7 @@ Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
   if (!base_) return make_error("event_base_new failed");
   reaper_ = event_new(base_.get(), -1, 0, on_reap, this);
   tasks_ = std::make_unique<LoopTasks>(base_.get());
-  directory_ = directory::make_directory(config_.directory, base_.get());
+  directory_ = directory::make_directory(config_->directory, base_.get());
   if (!directory_) return make_error("cannot create the directory");
   for (const auto& socket : sockets) {
     auto acceptor = std::make_unique<Acceptor>(Acceptor{this, socket.protocol, socket.proxy_protocol});
@@ -120,7 +122,20 @@ void Worker::retire(uint64_t id) {
   event_active(reaper_, EV_TIMEOUT, 0);
 }
 
-void Worker::on_reap(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->graveyard_.clear(); }
+void Worker::on_reap(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  w->graveyard_.clear();
+  // Here, not in retire(): a directory may not be destroyed from inside its own callback.
+  std::erase_if(w->retired_directories_, [](const auto& d) { return d->pending() == 0; });
+}
+
+void Worker::reload(std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const TlsContexts> tls) {
+  config_ = std::move(config);
+  tls_ = std::move(tls);
+  retired_directories_.push_back(std::move(directory_));
+  directory_ = directory::make_directory(config_->directory, base_.get());
+  event_active(reaper_, EV_TIMEOUT, 0);
+}
 
 void Worker::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
   auto* acceptor = static_cast<Acceptor*>(arg);
@@ -130,7 +145,7 @@ void Worker::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int 
   local.length = sizeof local.storage;
   getsockname(fd, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
   if (!acceptor->proxy_protocol) return w->start_session(fd, acceptor->protocol, peer, local);
-  if (!w->config_.trusted_load_balancers.contains(peer)) {
+  if (!w->config_->trusted_load_balancers.contains(peer)) {
     // Only a trusted balancer may tell us who the client is.
     logger("proxy")->warn("PROXY protocol listener: connection from untrusted {} refused", peer.to_string());
     evutil_closesocket(fd);
@@ -142,7 +157,7 @@ void Worker::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int 
 void Worker::start_session(evutil_socket_t fd, Protocol protocol, const SocketAddress& peer,
                            const SocketAddress& local) {
   // Session ids are unique per process and stay short in logs.
-  uint64_t id = next_id_++ * config_.workers + index_;
+  uint64_t id = next_id_++ * config_->workers + index_;
   std::unique_ptr<Session> session;
   if (is_imap(protocol)) {
     session = std::make_unique<ImapSession>(*this, id, protocol, fd, peer, local);

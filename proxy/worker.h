@@ -14,7 +14,6 @@
 #include "common/result.h"
 #include "directory/directory.h"
 #include "proxy/proxy_config.h"
-#include "proxy/shard_map.h"
 #include "proxy/session.h"
 #include "proxy/stats.h"
 #include "proxy/tls_contexts.h"
@@ -31,7 +30,8 @@ struct ListenSocket {
 
 class Worker {
  public:
-  Worker(unsigned index, const ProxyConfig& config, const TlsContexts& tls, Stats& stats, ClientLimits& limits);
+  Worker(unsigned index, std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const TlsContexts> tls,
+         Stats& stats, ClientLimits& limits);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -49,13 +49,15 @@ class Worker {
   // Stops accepting; sessions not yet logged in are told goodbye, logged-in ones go on.
   void begin_drain();
   void kick_all(const std::string& text);
+  // SIGHUP: new sessions use `config` and `tls`; a new Directory takes new logins while the old
+  // one finishes what it has started.
+  void reload(std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const TlsContexts> tls);
 
   event_base* base() { return base_.get(); }
   directory::Directory& directory() { return *directory_; }
-  const ProxyConfig& config() const { return config_; }
-  SSL_CTX* tls() const { return tls_.server.get(); }
-  SSL_CTX* shard_tls(const ShardConfig& shard) const { return tls_.shard(&shard - config_.shards.data()); }
-  const ShardMap& shards() const { return shards_; }
+  // The current configuration and TLS contexts; a session keeps the ones it started with.
+  std::shared_ptr<const ProxyConfig> config() const { return config_; }
+  std::shared_ptr<const TlsContexts> tls() const { return tls_; }
   Stats& stats() { return stats_; }
   ClientLimits& limits() { return limits_; }
   unsigned index() const { return index_; }
@@ -89,13 +91,13 @@ class Worker {
   static void on_reap(evutil_socket_t, short, void* arg);
 
   const unsigned index_;
-  const ProxyConfig& config_;
-  const TlsContexts& tls_;
+  std::shared_ptr<const ProxyConfig> config_;
+  std::shared_ptr<const TlsContexts> tls_;
   Stats& stats_;
   ClientLimits& limits_;
-  ShardMap shards_;
   CHandle<event_base, event_base_free> base_;
   std::unique_ptr<directory::Directory> directory_;
+  std::vector<std::unique_ptr<directory::Directory>> retired_directories_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> graveyard_;

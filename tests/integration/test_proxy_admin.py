@@ -198,3 +198,41 @@ def test_failed_logins_are_answered_ever_later_per_address(workdir, slapd, shard
         assert ok.command("n", "NOOP") == ["n OK NOOP completed."]
     finally:
         p.stop()
+
+
+def test_sighup_reloads_config_and_certificates_without_dropping_an_idle_session(
+        workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    cfg = bc.proxy_config_dict(slapd, {"a": shard_a, "b": shard_b}, {"imap": bc.free_port(), "imaps": bc.free_port()},
+                               certs, shard_hosts=SHARD_HOSTS, proxy={"greeting": "Before reload."})
+    p = bc.Proxy(workdir / "proxy-reload", proxy_binary, bc.to_toml(cfg))
+    p.start()
+    try:
+        idle = logged_in(p, "alice", "alice-secret")
+        assert idle.command("s", "SELECT INBOX")[-1].startswith("s OK")
+        idle.send("i IDLE\r\n")
+        assert idle.line().startswith("+ ")
+
+        new_certs = bc.make_certs(workdir / "certs-after-reload")
+        cfg["proxy"]["greeting"] = "After reload."
+        cfg["tls"] = {"certificate": new_certs["cert"], "private_key": new_certs["key"]}
+        p.write_config(cfg)
+        p.reload()
+        assert wait_for(lambda: "configuration reloaded" in p.log_text())
+        fresh = Conn(p.port("imap"))
+        assert fresh.line().endswith("] After reload.")
+        tls_new = Conn(p.port("imaps"), tls=client_tls(new_certs["ca"]))  # the new certificate is served
+        assert tls_new.line().startswith("* OK ")
+        with pytest.raises(Exception):
+            Conn(p.port("imaps"), tls=client_tls(certs["ca"])).line()
+
+        shard_a.deliver("alice", bc.make_message("during reload"))
+        assert "EXISTS" in idle.line(timeout=10)  # the IDLE session lived through the reload
+        idle.send("DONE\r\n")
+        assert idle.until_tag("i")[-1].startswith("i OK")
+
+        p.write_config("this is [not toml")
+        p.reload()
+        assert wait_for(lambda: "reload failed, keeping the running configuration" in p.log_text())
+        assert Conn(p.port("imap")).line().endswith("] After reload.")
+    finally:
+        p.stop()
