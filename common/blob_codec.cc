@@ -128,17 +128,14 @@ Result<std::string> decode_blob(std::string_view blob) {
     return std::string(body);
   }
   if (checksum64(body) != h.body_checksum) return blob_error("body checksum mismatch");
-  std::string raw;
-  {
-    if (!lzo_ready()) return blob_error("LZO failed to initialise");
-    raw.resize(h.raw_size);
-    lzo_uint out_len = h.raw_size;
-    int rc = lzo1x_decompress_safe(reinterpret_cast<const unsigned char*>(body.data()), body.size(),
-                                   reinterpret_cast<unsigned char*>(raw.data()), &out_len, nullptr);
-    if (rc != LZO_E_OK || out_len != h.raw_size) {
-      return blob_error("corrupt compressed body (lzo error " + std::to_string(rc) + ", " +
-                        std::to_string(out_len) + " of " + std::to_string(h.raw_size) + " bytes)");
-    }
+  if (!lzo_ready()) return blob_error("LZO failed to initialise");
+  std::string raw(h.raw_size, '\0');
+  lzo_uint out_len = h.raw_size;
+  int rc = lzo1x_decompress_safe(reinterpret_cast<const unsigned char*>(body.data()), body.size(),
+                                 reinterpret_cast<unsigned char*>(raw.data()), &out_len, nullptr);
+  if (rc != LZO_E_OK || out_len != h.raw_size) {
+    return blob_error("corrupt compressed body (lzo error " + std::to_string(rc) + ", " + std::to_string(out_len) +
+                      " of " + std::to_string(h.raw_size) + " bytes)");
   }
   if (checksum64(raw) != h.raw_checksum) return blob_error("checksum mismatch");
   return raw;

@@ -293,10 +293,10 @@ Params parse_mime_params(Lexer& lex) {
     }
     size_t star = key.find('*');
     if (star != std::string::npos) {
-      size_t p = star + 1;
-      if (p < key.size()) {
+      size_t p = star;  // "name*" alone: the '*' marks an extended value, no index
+      if (star + 1 < key.size()) {
         idx = 0;
-        for (; p < key.size() && key[p] >= '0' && key[p] <= '9'; ++p) idx = idx * 10 + unsigned(key[p] - '0');
+        for (p = star + 1; p < key.size() && key[p] >= '0' && key[p] <= '9'; ++p) idx = idx * 10 + unsigned(key[p] - '0');
       }
       bool extended = p < key.size() && key[p] == '*';
       if (extended) ++p;
@@ -448,10 +448,6 @@ class AddressParser {
       lex_.set_pos(start);
       cur_ = Address{};
       ret = parse_addr_spec();
-      if (ret < 0 && !cur_.name && cur_.mailbox && !cur_.domain) {
-        cur_.name = std::move(cur_.mailbox);
-        cur_.mailbox.reset();
-      }
     }
     add_fixed();
     return ret;

@@ -54,6 +54,7 @@ struct CachedMessage {
   InternalDate internal_date;
 };
 
+// One message for put_batch; `summary` is borrowed for the duration of the call.
 struct CacheEntry {
   CacheKey key;
   const MessageSummary* summary;

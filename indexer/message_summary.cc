@@ -235,6 +235,23 @@ void StructureParser::parse_part(MimePart& part, const MimePart* parent, unsigne
       std::count(s_.begin() + part.body_begin, s_.begin() + part.body_end, '\n'));
 }
 
+// Dovecot sends a lone text/plain part that only says what the defaults say (us-ascii,
+// 7bit) in the defaults' spelling; values are case-insensitive, so both are correct, and
+// matching keeps cached BODYSTRUCTUREs of moved mailboxes byte-identical.
+void canonicalize_plain_7bit(MimePart& root) {
+  const ContentFields& c = root.content;
+  if (!(root.flags & MimePart::kText) || !root.children.empty()) return;
+  if (c.type && (!c.subtype || !iequals(*c.subtype, "plain"))) return;
+  if (c.type_params.size() > 1) return;
+  if (c.type_params.size() == 1 &&
+      (!iequals(c.type_params[0].first, "charset") || !iequals(c.type_params[0].second, "us-ascii"))) {
+    return;
+  }
+  if (c.id || c.description || c.md5 || c.disposition || !c.language.empty() || c.location) return;
+  if (c.transfer_encoding && !iequals(*c.transfer_encoding, "7bit")) return;
+  root.content = ContentFields{};  // written as the defaults
+}
+
 }  // namespace
 
 uint64_t imap_octets(std::string_view raw, size_t begin, size_t end) {
@@ -265,6 +282,7 @@ Result<MessageSummary> summarize_message(std::string_view raw, const SummaryLimi
   if (raw.size() > UINT32_MAX) return make_error("message larger than 4 GiB");
   EnvelopeBuilder envelope;
   MimePart root = parse_mime_structure(raw, envelope, limits);
+  canonicalize_plain_7bit(root);
   MessageSummary out;
   out.header = crlf_normalize(raw.substr(0, root.body_begin));
   out.envelope = envelope.write();

@@ -398,37 +398,38 @@ pass_attrs = uid=user, mailHost=host, =proxy=y, =port=%{{if;%s;eq;pop3;{self.sha
 # --------------------------------------------------------------------------- nginx
 
 
-def ensure_nginx(allow_install: bool) -> str:
-    """Path of nginx with the mail module, installing nginx-light + libnginx-mod-mail if needed."""
-    module = Path("/usr/lib/nginx/modules/ngx_mail_module.so")
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if Path(nginx).exists() and module.exists():
-        return nginx
-    if not allow_install:
-        raise SystemExit("nginx with the mail module is missing (apt-get install nginx-light "
-                         "libnginx-mod-mail), and --no-install was given")
-    log("installing nginx-light and libnginx-mod-mail (apt-get)")
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    policy = Path("/usr/sbin/policy-rc.d")
-    created = False
-    if not policy.exists():  # do not let the package start a system nginx on port 80
-        subprocess.run(sudo + ["sh", "-c", "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && "
-                               "chmod 755 /usr/sbin/policy-rc.d"], check=True)
-        created = True
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        cmd = sudo + ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                      "nginx-light", "libnginx-mod-mail"]
-        if subprocess.run(cmd, env=env).returncode != 0:
-            subprocess.run(sudo + ["apt-get", "update", "-q"], env=env, check=True)
-            subprocess.run(cmd, env=env, check=True)
-    finally:
-        if created:
-            subprocess.run(sudo + ["rm", "-f", str(policy)])
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists() or not module.exists():
-        raise SystemExit("nginx or its mail module is still missing after apt-get")
-    return nginx
+def ensure_packages(allow_install: bool) -> str:
+    """Installs what the comparison needs and Basalt does not (so scripts/install-deps.sh does
+    not have it): nginx-light + libnginx-mod-mail, and dovecot-ldap for the Dovecot proxy.
+    Returns the nginx binary."""
+    checks = {"nginx-light": lambda: bool(shutil.which("nginx") or Path("/usr/sbin/nginx").exists()),
+              "libnginx-mod-mail": lambda: Path("/usr/lib/nginx/modules/ngx_mail_module.so").exists(),
+              "dovecot-ldap": lambda: Path("/usr/lib/dovecot/modules/auth/libauthdb_ldap.so").exists()}
+    missing = [pkg for pkg, ok in checks.items() if not ok()]
+    if missing:
+        if not allow_install:
+            raise SystemExit(f"missing {', '.join(missing)} (apt-get install them), and --no-install was given")
+        log(f"installing {' '.join(missing)} (apt-get)")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        policy = Path("/usr/sbin/policy-rc.d")
+        created = False
+        if not policy.exists():  # do not let the packages start system services (nginx on :80)
+            subprocess.run(sudo + ["sh", "-c", "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && "
+                                   "chmod 755 /usr/sbin/policy-rc.d"], check=True)
+            created = True
+        try:
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            cmd = sudo + ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+            if subprocess.run(cmd, env=env).returncode != 0:
+                subprocess.run(sudo + ["apt-get", "update", "-q"], env=env, check=True)
+                subprocess.run(cmd, env=env, check=True)
+        finally:
+            if created:
+                subprocess.run(sudo + ["rm", "-f", str(policy)])
+        still = [pkg for pkg, ok in checks.items() if not ok()]
+        if still:
+            raise SystemExit(f"still missing after apt-get: {', '.join(still)}")
+    return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def nginx_config(workdir: Path, imap_port: int, pop3_port: int, auth_port: int, conns: int) -> str:
@@ -509,13 +510,14 @@ class Bench:
         self.loads: list[float] = [loadavg()]
         self.user_offset = 0
         self.started = time.time()
+        self.finished = False
 
     # ---- setup
 
     def setup(self) -> None:
         a = self.args
         self.proxy_binary = ensure_proxy(Path(a.build_dir).resolve(), a.proxy_binary)
-        self.nginx = ensure_nginx(not a.no_install)
+        self.nginx = ensure_packages(not a.no_install)
         log(f"work dir {self.workdir}")
         self.tools = build_tools(self.workdir / "bin")
         self.certs = bc.make_certs(self.workdir / "certs")
@@ -631,8 +633,10 @@ class Bench:
                 p.kill()
                 p.wait()
         bc.stop_all(reversed(self.daemons))
-        if not self.args.keep_workdir:
+        if self.finished and not self.args.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        elif not self.finished:
+            print(f"work dir kept for the logs: {self.workdir}", file=sys.stderr)
 
     # ---- load generator
 
@@ -723,6 +727,9 @@ class Bench:
                                  "--streams", str(streams), "--fetches", str(fetches))
                 cpu1 = self.cpu_of(t)
                 r["cpu"] = {k: cpu1[k] - cpu0[k] for k in cpu0}
+                r.setdefault("mb_per_s", 0.0)
+                if r.get("setup_failed"):
+                    log(f"  fetch x{streams} {t}: login failed: {r['error_samples']}")
                 self.add(t, key, r)
                 cpu = " ".join(f"{k} {v * 1e6 / max(1, r['bytes']):.3f} ms/MB" for k, v in r["cpu"].items())
                 log(f"  fetch x{streams} {t:8s} {r['mb_per_s']:8.0f} MB/s, {r['errors']} errors {cpu}")
@@ -1074,6 +1081,7 @@ def main() -> int:
             bench.round(i)
         bench.idle()
         bench.loads.append(loadavg())
+        bench.finished = True
         rows = bench.summarize()
         table = bench.table(rows)
         print()

@@ -236,3 +236,36 @@ def test_sighup_reloads_config_and_certificates_without_dropping_an_idle_session
         assert Conn(p.port("imap")).line().endswith("] After reload.")
     finally:
         p.stop()
+
+
+def basaltctl(basalt_binary_dir, *args) -> tuple[int, str]:
+    import subprocess
+    r = subprocess.run([str(basalt_binary_dir / "tools" / "basaltctl" / "basaltctl"), *args],
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_basaltctl_sessions_and_kick_across_two_proxies(workdir, slapd, shard_a, shard_b, certs, proxy_binary,
+                                                        basalt_binary_dir, proxy):
+    other = start_proxy(workdir, "proxy-admin-2", slapd, shard_a, shard_b, certs, proxy_binary,
+                        admin_token=proxy.admin_token)
+    try:
+        conns = [logged_in(proxy, "dave", "dave-secret"), logged_in(other, "dave", "dave-secret")]
+        endpoints = []
+        for p in (proxy, other):
+            endpoints += ["--proxy", f"{p.admin_address[0]}:{p.admin_address[1]}"]
+        rc, out = basaltctl(basalt_binary_dir, "sessions", "--user", "dave", "--json", *endpoints,
+                            "--token", proxy.admin_token)
+        assert rc == 0, out
+        listed = json.loads(out)
+        assert sorted(s["proxy"] for s in listed) == sorted(endpoints[1::2])
+        rc, out = basaltctl(basalt_binary_dir, "kick", "dave", *endpoints, "--token", proxy.admin_token)
+        assert rc == 0 and "total: 2" in out, out
+        for c in conns:
+            assert c.line() == "* BYE Disconnected by the administrator."
+        rc, out = basaltctl(basalt_binary_dir, "kick", "dave", *endpoints, "--token", "wrong-token-0123456789")
+        assert rc == 2 and "HTTP 401" in out
+        rc, out = basaltctl(basalt_binary_dir, "sessions", "--proxy", "127.0.0.1:1", "--token", "x" * 16)
+        assert rc == 2 and "no answer" in out
+    finally:
+        other.stop()

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/log.h"
+#include "tools/basaltctl/admin_command.h"
 #include "tools/basaltctl/auth_command.h"
 
 int main(int argc, char** argv) {
@@ -39,6 +40,22 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--interval-ms", bench.interval_ms, "pause before each slot's next login");
   bench_cmd->add_flag("--print-each", bench.print_each, "print one line per login");
 
+  basalt::ctl::AdminOptions admin;
+  auto add_admin_options = [&admin](CLI::App* cmd) {
+    cmd->add_option("--proxy", admin.proxies, "admin endpoint host:port (repeatable; default: the config's [admin])");
+    cmd->add_option("--token", admin.token, "bearer token (default: the config's [admin] token)");
+    cmd->add_option("--token-file", admin.token_file, "read the bearer token from this file");
+  };
+  auto* sessions_cmd = app.add_subcommand("sessions", "list the sessions on one or more proxies.\n"
+                                                      "Exit: 0 ok, 2 a proxy did not answer, 3 usage error");
+  add_admin_options(sessions_cmd);
+  sessions_cmd->add_option("--user", admin.user, "only this user's sessions");
+  sessions_cmd->add_flag("--json", admin.json, "JSON output");
+  auto* kick_cmd = app.add_subcommand("kick", "end a user's sessions on one or more proxies (IMAP BYE / POP3 -ERR).\n"
+                                              "Exit: 0 ok, 2 a proxy did not answer, 3 usage error");
+  add_admin_options(kick_cmd);
+  kick_cmd->add_option("USER", admin.user, "user name")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -47,6 +64,9 @@ int main(int argc, char** argv) {
   }
   basalt::set_log_level(log_level);
   try {
+    admin.config_path = config_path;
+    if (*sessions_cmd) return basalt::ctl::run_sessions(admin);
+    if (*kick_cmd) return basalt::ctl::run_kick(admin);
     if (*test_cmd) {
       test.config_path = config_path;
       return static_cast<int>(basalt::ctl::run_auth_test(test));

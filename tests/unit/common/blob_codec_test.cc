@@ -34,8 +34,8 @@ uint8_t flags_of(const std::string& blob) { return static_cast<uint8_t>(blob[5])
 std::string with_field(std::string blob, size_t offset, uint64_t value, int width) {
   for (int i = 0; i < width; ++i) blob[offset + i] = static_cast<char>((value >> (8 * i)) & 0xff);
   std::string sum;
-  ByteWriter(sum).u64(checksum64(std::string_view(blob).substr(0, 24)));
-  blob.replace(24, 8, sum);
+  ByteWriter(sum).u64(checksum64(std::string_view(blob).substr(0, 32)));
+  blob.replace(32, 8, sum);
   return blob;
 }
 
@@ -89,11 +89,13 @@ TEST(BlobCodec, HeaderLayoutIsAsDocumented) {
   EXPECT_EQ(blob[4], 1);
   ByteReader r(std::string_view(blob).substr(8));
   uint32_t raw_size = 0, body_size = 0;
-  uint64_t sum = 0;
-  ASSERT_TRUE(r.u32(raw_size) && r.u32(body_size) && r.u64(sum));
+  uint64_t sum = 0, body_sum = 0, header_sum = 0;
+  ASSERT_TRUE(r.u32(raw_size) && r.u32(body_size) && r.u64(sum) && r.u64(body_sum) && r.u64(header_sum));
   EXPECT_EQ(raw_size, 5000u);
-  EXPECT_EQ(body_size, blob.size() - 32);
+  EXPECT_EQ(body_size, blob.size() - 40);
   EXPECT_EQ(sum, checksum64(text(5000)));
+  EXPECT_EQ(body_sum, checksum64(std::string_view(blob).substr(40)));
+  EXPECT_EQ(header_sum, checksum64(std::string_view(blob).substr(0, 32)));
 }
 
 TEST(BlobCodec, EveryHeaderBitFlipIsDetected) {
@@ -130,6 +132,9 @@ TEST(BlobCodec, FieldChecksBehindTheHeaderChecksum) {
   EXPECT_NE(error_of(with_field(blob, 8, 2999, 4)).find("corrupt compressed body"), std::string::npos);
   EXPECT_NE(error_of(with_field(blob, 8, 3001, 4)).find("corrupt compressed body"), std::string::npos);
   EXPECT_EQ(error_of(with_field(blob, 16, checksum64(raw) ^ 1, 8)), "blob: checksum mismatch");
+  EXPECT_EQ(error_of(with_field(blob, 24, 12345, 8)), "blob: body checksum mismatch");
+  EXPECT_EQ(error_of(with_field(stored, 16, 12345, 8)), "blob: checksum mismatch");
+  EXPECT_EQ(error_of(with_field(stored, 24, 12345, 8)), "blob: checksum mismatch");
   // A stored body marked as compressed.
   EXPECT_NE(error_of(with_field(stored, 5, kBlobFlagLzo, 1)), "(decoded)");
   EXPECT_NE(error_of(with_field(blob, 4, 2, 1)).find("unsupported version 2"), std::string::npos);
