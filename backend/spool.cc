@@ -140,7 +140,7 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& root, SpoolOptions
   if (*marker != kMarkerContent) {
     return make_error("unsupported spool marker in " + root + ": " + log_safe(*marker));
   }
-  return std::make_unique<Spool>(root, options);
+  return std::unique_ptr<Spool>(new Spool(root, options));
 }
 
 Result<std::string> Spool::user_dir(std::string_view user) const {

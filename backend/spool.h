@@ -115,9 +115,9 @@ class Spool {
   SpoolStats stats() const;
   uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
 
-  Spool(std::string root, SpoolOptions options) : root_(std::move(root)), options_(options) {}
 
  private:
+  Spool(std::string root, SpoolOptions options) : root_(std::move(root)), options_(options) {}
   void log_corrupt(std::string_view user, MailboxId mailbox, uint32_t uidvalidity, uint32_t uid,
                    const std::string& why) const;
 

@@ -2,6 +2,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +35,19 @@ Result<evutil_socket_t> bind_listener(const ListenerConfig& listener) {
     return make_error("cannot listen on " + listener.address_text + ": " + why);
   }
   return fd;
+}
+
+// After the ports are bound: nothing the proxy does later needs root.
+Result<void> drop_privileges(const std::string& user) {
+  if (user.empty()) return {};
+  errno = 0;
+  passwd* pw = getpwnam(user.c_str());
+  if (!pw) return make_error("proxy.user '" + user + "': no such user");
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+    return make_error("cannot switch to user '" + user + "': " + std::strerror(errno));
+  }
+  if (pw->pw_uid != 0 && setuid(0) == 0) return make_error("privileges could be regained after the switch");
+  return {};
 }
 
 struct Runtime {
@@ -97,7 +112,7 @@ void reload(Runtime* rt) {
   config->listeners = rt->config->listeners;
   config->admin = rt->config->admin;
   rt->config = config;
-  auto contexts = std::make_shared<const TlsContexts>(std::move(*tls));
+  auto contexts = *tls;
   set_log_level(config->log_level);
   rt->limits->update(limit_settings(*config));
   for (auto& w : rt->workers) w->post([w = w.get(), config, contexts] { w->reload(config, contexts); });
@@ -131,7 +146,7 @@ int run(const std::string& config_path, bool check_only) {
     std::cerr << "basalt-proxy: " << loaded_tls.error().message << "\n";
     return 3;
   }
-  auto tls = std::make_shared<const TlsContexts>(std::move(*loaded_tls));
+  auto tls = *loaded_tls;
   if (check_only) {
     std::cout << "configuration ok\n";
     return 0;
@@ -171,6 +186,11 @@ int run(const std::string& config_path, bool check_only) {
     }
     logger("proxy")->info("admin endpoint on {}", config->admin.address_text);
   }
+  if (auto dropped = drop_privileges(config->run_as_user); !dropped) {
+    logger("proxy")->error("{}", dropped.error().message);
+    return 1;
+  }
+  if (!config->run_as_user.empty()) logger("proxy")->info("running as user {}", config->run_as_user);
   event* signals[] = {evsignal_new(rt.base.get(), SIGTERM, on_signal, &rt), evsignal_new(rt.base.get(), SIGINT, on_signal, &rt),
                       evsignal_new(rt.base.get(), SIGHUP, on_signal, &rt)};
   for (event* e : signals) evsignal_add(e, nullptr);

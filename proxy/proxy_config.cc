@@ -100,12 +100,13 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   log.only({"level"});
   c.log_level = log.get<std::string>("level", c.log_level);
   Reader p(root["proxy"].as_table(), "proxy.", error);
-  p.only({"workers", "greeting", "auth_failure_delay_ms", "auth_failure_max_delay_ms", "auth_penalty_decay_s",
+  p.only({"workers", "greeting", "user", "auth_failure_delay_ms", "auth_failure_max_delay_ms", "auth_penalty_decay_s",
           "trusted_networks", "trusted_load_balancers", "drain_timeout_s"});
   auto workers = p.get<int64_t>("workers", c.workers);
   if (workers < 1 || workers > 256) p.fail("workers", "between 1 and 256");
   else c.workers = static_cast<unsigned>(workers);
   c.greeting = p.get<std::string>("greeting", c.greeting);
+  c.run_as_user = p.get<std::string>("user", "");
   c.auth_failure_delay = std::chrono::milliseconds(p.get<int64_t>("auth_failure_delay_ms", 2000));
   c.drain_timeout = std::chrono::seconds(p.get<int64_t>("drain_timeout_s", 30));
   c.auth_failure_max_delay = std::chrono::milliseconds(p.get<int64_t>("auth_failure_max_delay_ms", 15000));
@@ -142,7 +143,7 @@ void parse_tls(const toml::table& root, const std::string& base_dir, ProxyConfig
   const toml::table* t = root["tls"].as_table();
   if (!t) return;
   Reader r(t, "tls.", error);
-  r.only({"certificate", "private_key", "min_version", "ciphers", "ciphersuites"});
+  r.only({"certificate", "private_key", "min_version", "ciphers", "ciphersuites", "sni"});
   c.tls_enabled = true;
   c.tls.certificate = resolve_path(base_dir, r.get<std::string>("certificate", ""));
   c.tls.private_key = resolve_path(base_dir, r.get<std::string>("private_key", ""));
@@ -151,6 +152,21 @@ void parse_tls(const toml::table& root, const std::string& base_dir, ProxyConfig
   c.tls.ciphersuites = r.get<std::string>("ciphersuites", "");
   if (c.tls.certificate.empty()) r.fail("certificate", "set when [tls] is present");
   if (c.tls.private_key.empty()) r.fail("private_key", "set when [tls] is present");
+  const toml::array* sni = (*t)["sni"].as_array();
+  for (size_t i = 0; sni && i < sni->size(); ++i) {
+    Reader e(sni->get(i)->as_table(), "tls.sni[" + std::to_string(i) + "].", error);
+    e.only({"names", "certificate", "private_key"});
+    ProxyConfig::SniCertificate cert;
+    cert.names = e.strings("names", {});
+    for (auto& name : cert.names) {
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    cert.certificate = resolve_path(base_dir, e.get<std::string>("certificate", ""));
+    cert.private_key = resolve_path(base_dir, e.get<std::string>("private_key", ""));
+    if (cert.names.empty()) e.fail("names", "a non-empty list of host names");
+    if (cert.certificate.empty() || cert.private_key.empty()) e.fail("certificate", "set, with private_key");
+    c.sni.push_back(std::move(cert));
+  }
 }
 
 Protocol parse_protocol(const std::string& text, Reader& r) {

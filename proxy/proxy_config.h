@@ -76,6 +76,12 @@ struct ProxyConfig {
   std::string greeting = "Basalt ready.";
   bool tls_enabled = false;
   TlsSettings tls;
+  struct SniCertificate {
+    std::vector<std::string> names;  // "mail.example.org" or "*.example.org" (one label), lowercase
+    std::string certificate, private_key;
+  };
+  std::vector<SniCertificate> sni;   // chosen by the client's SNI name; otherwise [tls]'s certificate
+  std::string run_as_user;           // drop privileges to this user after binding the ports
   std::vector<ListenerConfig> listeners;
   AdminConfig admin;
   LimitsConfig limits;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -269,3 +270,56 @@ def test_basaltctl_sessions_and_kick_across_two_proxies(workdir, slapd, shard_a,
         assert rc == 2 and "no answer" in out
     finally:
         other.stop()
+
+
+def make_named_cert(directory, name: str) -> dict:
+    """A self-signed certificate for `name` (its own CA)."""
+    import subprocess
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}"], check=True, capture_output=True)
+    return {"cert": str(cert), "key": str(key), "ca": str(cert)}
+
+
+def test_sni_picks_the_certificate_for_the_requested_name(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    other = make_named_cert(workdir / "sni-other", "mail.example.test")
+    cfg = bc.proxy_config_dict(slapd, {"a": shard_a, "b": shard_b}, {"imaps": bc.free_port()}, certs,
+                               shard_hosts=SHARD_HOSTS)
+    cfg["tls"]["sni"] = [{"names": ["mail.example.test", "*.wild.test"], "certificate": other["cert"],
+                          "private_key": other["key"]}]
+    p = bc.Proxy(workdir / "proxy-sni", proxy_binary, bc.to_toml(cfg))
+    p.start()
+    try:
+        import ssl
+        def greet(name, ca):
+            ctx = ssl.create_default_context(cafile=ca)
+            raw = socket.create_connection((bc.LOOPBACK, p.port("imaps")), timeout=5)
+            s = ctx.wrap_socket(raw, server_hostname=name)
+            data = s.recv(200)
+            s.close()
+            return data
+        assert greet("mail.example.test", other["ca"]).startswith(b"* OK ")
+        assert greet("localhost", certs["ca"]).startswith(b"* OK ")  # the default certificate
+        with pytest.raises(ssl.SSLError):
+            greet("localhost", other["ca"])
+    finally:
+        p.stop()
+
+
+def test_privileges_are_dropped_after_binding(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
+    import os
+    import pwd
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (CI runs as root): it checks the switch away from it")
+    nobody = pwd.getpwnam("nobody")
+    p = start_proxy(workdir, "proxy-user", slapd, shard_a, shard_b, certs, proxy_binary, proxy={"user": "nobody"})
+    try:
+        status = open(f"/proc/{p.pid}/status").read()
+        uid_line = next(l for l in status.splitlines() if l.startswith("Uid:"))
+        assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4
+        assert logged_in(p, "alice", "alice-secret")
+        assert "running as user nobody" in p.log_text()
+    finally:
+        p.stop()
