@@ -71,18 +71,42 @@ bool AdminHttp::authorized(evhttp_request* request) const {
 
 std::string AdminHttp::metrics() const {
   auto get = [](const auto& counter) { return std::to_string(counter.load(std::memory_order_relaxed)); };
+  const char* protocols[] = {"imap", "pop3"};
   std::string m;
   m += "# HELP basalt_sessions Open client connections.\n# TYPE basalt_sessions gauge\n";
   m += "basalt_sessions " + get(stats_.sessions) + "\n";
   m += "# HELP basalt_sessions_proxying Logged-in sessions relaying to a shard.\n# TYPE basalt_sessions_proxying gauge\n";
   m += "basalt_sessions_proxying " + get(stats_.sessions_proxying) + "\n";
+  m += "# HELP basalt_connections Open client connections by protocol and state.\n# TYPE basalt_connections gauge\n";
+  for (size_t p = 0; p < 2; ++p) {
+    auto open = stats_.open_by_protocol[p].load(), proxying = stats_.proxying_by_protocol[p].load();
+    m += std::string("basalt_connections{protocol=\"") + protocols[p] + "\",state=\"pre_auth\"} " +
+         std::to_string(open - proxying) + "\n";
+    m += std::string("basalt_connections{protocol=\"") + protocols[p] + "\",state=\"proxying\"} " +
+         std::to_string(proxying) + "\n";
+  }
   m += "# TYPE basalt_sessions_total counter\nbasalt_sessions_total " + get(stats_.sessions_total) + "\n";
   m += "# HELP basalt_logins_total Login attempts by result.\n# TYPE basalt_logins_total counter\n";
   m += "basalt_logins_total{result=\"ok\"} " + get(stats_.logins_ok) + "\n";
   m += "basalt_logins_total{result=\"bad_credentials\"} " + get(stats_.logins_bad_credentials) + "\n";
   m += "basalt_logins_total{result=\"unavailable\"} " + get(stats_.logins_unavailable) + "\n";
   m += "basalt_logins_total{result=\"refused\"} " + get(stats_.logins_refused) + "\n";
+  m += "# HELP basalt_directory_seconds Directory round trip per login attempt.\n";
+  m += "# TYPE basalt_directory_seconds histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= Stats::kLatencyBuckets.size(); ++i) {
+    cumulative += stats_.directory_latency[i].load(std::memory_order_relaxed);
+    std::string le = i < Stats::kLatencyBuckets.size() ? std::to_string(Stats::kLatencyBuckets[i] / 1000) : "+Inf";
+    m += "basalt_directory_seconds_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  m += "basalt_directory_seconds_sum " + std::to_string(stats_.directory_latency_sum_us.load() / 1e6) + "\n";
+  m += "basalt_directory_seconds_count " + std::to_string(cumulative) + "\n";
   m += "# TYPE basalt_backend_errors_total counter\nbasalt_backend_errors_total " + get(stats_.backend_errors) + "\n";
+  m += "# HELP basalt_shard_errors_total Failed shard connections or logins, by shard.\n";
+  m += "# TYPE basalt_shard_errors_total counter\n";
+  for (const auto& [shard, n] : stats_.shard_error_counts()) {
+    m += "basalt_shard_errors_total{shard=\"" + shard + "\"} " + std::to_string(n) + "\n";
+  }
   m += "# TYPE basalt_relayed_bytes_total counter\n";
   m += "basalt_relayed_bytes_total{direction=\"client_to_backend\"} " + get(stats_.bytes_client_to_backend) + "\n";
   m += "basalt_relayed_bytes_total{direction=\"backend_to_client\"} " + get(stats_.bytes_backend_to_client) + "\n";

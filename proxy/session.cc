@@ -97,6 +97,7 @@ Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t
   }
   if (!client_) evutil_closesocket(fd);
   worker_.stats().sessions.fetch_add(1, std::memory_order_relaxed);
+  worker_.stats().open_by_protocol[is_imap(protocol_) ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
   Stats::add(worker_.stats().sessions_total);
 }
 
@@ -108,6 +109,7 @@ Session::~Session() {
   if (timer_) event_free(timer_);
   sasl::wipe(secret_);
   worker_.stats().sessions.fetch_sub(1, std::memory_order_relaxed);
+  worker_.stats().open_by_protocol[is_imap(protocol_) ? 0 : 1].fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Session::start() {
@@ -160,8 +162,11 @@ void Session::resume_input() {
 void Session::set_state(State next) {
   if (next == state_) return;
   logger("proxy")->debug("[C{}] {} -> {}", id_, to_string(state_), to_string(next));
-  if (next == State::kProxying) worker_.stats().sessions_proxying.fetch_add(1, std::memory_order_relaxed);
-  if (state_ == State::kProxying) worker_.stats().sessions_proxying.fetch_sub(1, std::memory_order_relaxed);
+  int delta = (next == State::kProxying) - (state_ == State::kProxying);
+  if (delta != 0) {
+    worker_.stats().sessions_proxying.fetch_add(delta, std::memory_order_relaxed);
+    worker_.stats().proxying_by_protocol[is_imap(protocol_) ? 0 : 1].fetch_add(delta, std::memory_order_relaxed);
+  }
   state_ = next;
 }
 
@@ -376,7 +381,10 @@ void Session::authenticate(std::string user, std::string& secret) {
   }
   Worker* worker = &worker_;
   uint64_t id = id_;
-  worker_.directory().authenticate(user_, secret_, [worker, id](directory::AuthResult result) {
+  auto asked = steady_clock::now();
+  worker_.directory().authenticate(user_, secret_, [worker, id, asked](directory::AuthResult result) {
+    worker->stats().observe_directory_latency(
+        std::chrono::duration<double, std::milli>(steady_clock::now() - asked).count());
     if (Session* s = worker->find(id)) s->on_auth_result(std::move(result));
   });
 }
@@ -461,6 +469,7 @@ Result<bufferevent*> Session::new_backend_bufferevent(const SocketAddress& addre
 void Session::backend_login_failed(LoginFailure failure, const std::string& detail) {
   if (state_ != State::kBackendLogin) return;
   Stats::add(worker_.stats().backend_errors);
+  worker_.stats().shard_error(shard_->name);
   free_bufferevent(backend_);
   if (holds_session_slot_) worker_.limits().release_session(user_);
   holds_session_slot_ = false;

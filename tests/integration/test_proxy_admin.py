@@ -74,6 +74,11 @@ def test_metrics_count_logins_sessions_and_bytes(proxy):
     assert m["basalt_sessions"] >= 2 and m["basalt_sessions_proxying"] >= 1
     assert m['basalt_relayed_bytes_total{direction="backend_to_client"}'] > before[
         'basalt_relayed_bytes_total{direction="backend_to_client"}']
+    assert m['basalt_connections{protocol="imap",state="proxying"}'] >= 1
+    assert m['basalt_connections{protocol="imap",state="pre_auth"}'] >= 1
+    assert m["basalt_directory_seconds_count"] == before["basalt_directory_seconds_count"] + 2
+    buckets = [v for k, v in m.items() if k.startswith("basalt_directory_seconds_bucket")]
+    assert buckets == sorted(buckets) and buckets[-1] == m["basalt_directory_seconds_count"]
     c.close()
     bad.close()
 
