@@ -169,8 +169,10 @@ int run(const std::string& config_path, bool check_only) {
   LoopTasks main_tasks(rt.base.get());
   ClientLimits limits(limit_settings(*config));
   rt.limits = &limits;
+  AuthCache auth_cache({config->auth_cache.ttl, config->auth_cache.iterations, config->auth_cache.max_entries});
+  auto pool = std::make_unique<ThreadPool>(2);  // slow hashing, off the event loops
   for (unsigned i = 0; i < config->workers; ++i) {
-    rt.workers.push_back(std::make_unique<Worker>(i, config, tls, stats, limits));
+    rt.workers.push_back(std::make_unique<Worker>(i, config, tls, stats, limits, auth_cache, *pool));
     if (auto ok = rt.workers.back()->init(sockets); !ok) {
       logger("proxy")->error("worker {}: {}", i, ok.error().message);
       return 1;
@@ -199,6 +201,7 @@ int run(const std::string& config_path, bool check_only) {
   logger("proxy")->info("basalt-proxy ready: {} workers", config->workers);
   event_base_dispatch(rt.base.get());
   for (auto& w : rt.workers) w->join();
+  pool.reset();  // its tasks post to the workers: finish them while the workers still exist
   rt.workers.clear();
   for (event* e : signals) event_free(e);
   event_free(rt.drain_timer);

@@ -91,7 +91,8 @@ std::string read_secret_file(const std::string& path, std::string* error) {
 
 void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) {
   for (const auto& [key, value] : root) {
-    static constexpr std::string_view kTables[] = {"log", "proxy", "limits", "tls", "listener", "admin", "directory", "shard"};
+    static constexpr std::string_view kTables[] = {"log",   "proxy",     "limits", "tls",       "listener",
+                                                   "admin", "directory", "shard",  "auth_cache"};
     if (std::find(std::begin(kTables), std::end(kTables), key.str()) == std::end(kTables) && error->empty()) {
       *error = std::string(key.str()) + ": unknown table";
     }
@@ -119,6 +120,12 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   if (!balancers) p.fail_value("trusted_load_balancers", balancers.error().message);
   else c.trusted_load_balancers = *balancers;
 
+  Reader a(root["auth_cache"].as_table(), "auth_cache.", error);
+  a.only({"ttl_s", "iterations", "max_entries"});
+  c.auth_cache.ttl = std::chrono::seconds(a.get<int64_t>("ttl_s", 0));
+  c.auth_cache.iterations = a.get<unsigned>("iterations", c.auth_cache.iterations);
+  if (c.auth_cache.iterations < 1000) a.fail("iterations", "at least 1000");
+  c.auth_cache.max_entries = a.get<size_t>("max_entries", c.auth_cache.max_entries);
   Reader l(root["limits"].as_table(), "limits.", error);
   l.only({"max_line", "max_literal", "max_bad_commands", "max_connections_per_ip", "max_sessions_per_user",
           "preauth_timeout_s", "idle_timeout_s", "relay_high_watermark"});

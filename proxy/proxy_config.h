@@ -85,6 +85,11 @@ struct ProxyConfig {
   std::vector<ListenerConfig> listeners;
   AdminConfig admin;
   LimitsConfig limits;
+  struct AuthCacheConfig {
+    std::chrono::seconds ttl{0};  // 0: off. A user who logged in within ttl may log in while LDAP is down
+    unsigned iterations = 10000;  // PBKDF2-SHA256 rounds for the remembered hash
+    size_t max_entries = 100000;
+  } auth_cache;
   directory::DirectoryConfig directory;
   std::vector<ShardConfig> shards;
 };

@@ -372,6 +372,7 @@ void Session::authenticate(std::string user, std::string& secret) {
   set_state(State::kAuthenticating);
   bufferevent_disable(client_, EV_READ);
   user_ = std::move(user);
+  typed_user_ = user_;
   // Copy, then wipe the caller's buffer: a moved-from short string keeps its bytes.
   secret_.assign(secret);
   sasl::wipe(secret);
@@ -392,22 +393,20 @@ void Session::authenticate(std::string user, std::string& secret) {
 void Session::on_auth_result(directory::AuthResult result) {
   if (state_ != State::kAuthenticating) return;
   using directory::AuthOutcome;
+  AuthCache& cache = worker_.auth_cache();
   switch (result.outcome) {
     case AuthOutcome::kOk:
-      if (!result.route.user.empty()) user_ = result.route.user;
-      shard_ = ShardMap(config_.shards).resolve(result.route.shard);
-      if (!shard_) {
-        fail_login(LoginFailure::kNoShard, "route '" + result.route.shard + "' names no configured shard");
-        return;
+      if (cache.enabled()) {
+        // The slow hash runs on the pool; the copy of the secret is wiped there.
+        worker_.pool().post([&cache, key = typed_user_, route = result.route, secret = secret_]() mutable {
+          cache.remember(key, route, secret);
+          sasl::wipe(secret);
+        }, 4096);
       }
-      if (!worker_.limits().acquire_session(user_)) {
-        fail_login(LoginFailure::kTooManySessions, "max_sessions_per_user reached");
-        return;
-      }
-      holds_session_slot_ = true;
-      connect_backend();
+      route_to_shard(result.route);
       return;
     case AuthOutcome::kBadCredentials:
+      if (cache.enabled()) cache.forget(typed_user_);  // the directory answered: it wins
       fail_login(LoginFailure::kBadCredentials, result.detail);
       return;
     case AuthOutcome::kDisabled:
@@ -416,9 +415,48 @@ void Session::on_auth_result(directory::AuthResult result) {
                  std::string(directory::to_string(result.outcome)) + ": " + result.detail);
       return;
     case AuthOutcome::kUnavailable:
-      fail_login(LoginFailure::kDirectoryDown, result.detail);
+      if (!try_auth_cache(result)) fail_login(LoginFailure::kDirectoryDown, result.detail);
       return;
   }
+}
+
+void Session::route_to_shard(const directory::UserRoute& route) {
+  if (!route.user.empty()) user_ = route.user;
+  shard_ = ShardMap(config_.shards).resolve(route.shard);
+  if (!shard_) {
+    fail_login(LoginFailure::kNoShard, "route '" + route.shard + "' names no configured shard");
+    return;
+  }
+  if (!worker_.limits().acquire_session(user_)) {
+    fail_login(LoginFailure::kTooManySessions, "max_sessions_per_user reached");
+    return;
+  }
+  holds_session_slot_ = true;
+  connect_backend();
+}
+
+// The directory is unreachable: a user who logged in recently may still get in with the same
+// secret. The check is a slow hash, so it runs on the pool and answers through the worker.
+bool Session::try_auth_cache(const directory::AuthResult& unavailable) {
+  AuthCache& cache = worker_.auth_cache();
+  if (!cache.enabled() || !cache.has(typed_user_)) return false;
+  Worker* worker = &worker_;
+  uint64_t id = id_;
+  return worker_.pool().post([worker, id, &cache, key = typed_user_, secret = secret_, why = unavailable.detail]() mutable {
+    auto route = cache.check(key, secret);
+    sasl::wipe(secret);
+    worker->post([worker, id, route = std::move(route), why] {
+      if (Session* s = worker->find(id)) s->on_auth_cache_result(route, why);
+    });
+  }, 4096);
+}
+
+void Session::on_auth_cache_result(std::optional<directory::UserRoute> route, const std::string& why_unavailable) {
+  if (state_ != State::kAuthenticating) return;
+  if (!route) return fail_login(LoginFailure::kDirectoryDown, why_unavailable + " (auth cache: no match)");
+  logger("proxy")->info("[C{}] directory unavailable ({}); user={} accepted from the auth cache", id_,
+                        why_unavailable, log_safe(typed_user_));
+  route_to_shard(*route);
 }
 
 void Session::connect_backend() {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/net.h"
@@ -126,6 +127,7 @@ class Session {
   SocketAddress local_;
   std::string user_;            // as typed, then canonical after directory lookup
   std::string secret_;          // kept only for passthrough backend login; wiped after
+  std::string typed_user_;      // the login name as the client gave it (auth cache key)
   const ShardConfig* shard_ = nullptr;
   bufferevent* client_ = nullptr;
   bufferevent* backend_ = nullptr;
@@ -149,6 +151,9 @@ class Session {
   void shut_backend_writes();
   void greet();
   void on_auth_result(directory::AuthResult result);
+  void route_to_shard(const directory::UserRoute& route);
+  bool try_auth_cache(const directory::AuthResult& unavailable);
+  void on_auth_cache_result(std::optional<directory::UserRoute> route, const std::string& why_unavailable);
   void connect_backend();
   Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
   void start_relay();

@@ -13,8 +13,14 @@
 namespace basalt::proxy {
 
 Worker::Worker(unsigned index, std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const TlsContexts> tls,
-               Stats& stats, ClientLimits& limits)
-    : index_(index), config_(std::move(config)), tls_(std::move(tls)), stats_(stats), limits_(limits) {}
+               Stats& stats, ClientLimits& limits, AuthCache& auth_cache, ThreadPool& pool)
+    : index_(index),
+      config_(std::move(config)),
+      tls_(std::move(tls)),
+      stats_(stats),
+      limits_(limits),
+      auth_cache_(auth_cache),
+      pool_(pool) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {

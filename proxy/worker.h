@@ -11,6 +11,8 @@
 
 #include "common/handles.h"
 #include "common/loop_tasks.h"
+#include "common/thread_pool.h"
+#include "proxy/auth_cache.h"
 #include "common/result.h"
 #include "directory/directory.h"
 #include "proxy/proxy_config.h"
@@ -31,7 +33,7 @@ struct ListenSocket {
 class Worker {
  public:
   Worker(unsigned index, std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const TlsContexts> tls,
-         Stats& stats, ClientLimits& limits);
+         Stats& stats, ClientLimits& limits, AuthCache& auth_cache, ThreadPool& pool);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -60,6 +62,8 @@ class Worker {
   std::shared_ptr<const TlsContexts> tls() const { return tls_; }
   Stats& stats() { return stats_; }
   ClientLimits& limits() { return limits_; }
+  AuthCache& auth_cache() { return auth_cache_; }
+  ThreadPool& pool() { return pool_; }
   unsigned index() const { return index_; }
 
   Session* find(uint64_t id);
@@ -95,6 +99,8 @@ class Worker {
   std::shared_ptr<const TlsContexts> tls_;
   Stats& stats_;
   ClientLimits& limits_;
+  AuthCache& auth_cache_;
+  ThreadPool& pool_;
   CHandle<event_base, event_base_free> base_;
   std::unique_ptr<directory::Directory> directory_;
   std::vector<std::unique_ptr<directory::Directory>> retired_directories_;

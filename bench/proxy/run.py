@@ -750,6 +750,7 @@ class Bench:
         order = ["basalt", "basalt-tls", "dovecot", "nginx"]
         for rnd in range(a.idle_rounds):
             for t in order:
+                self.loads.append(loadavg())
                 self.idle_one(t, n)
         for shard in self.shards.values():
             shard.set_mode("login")
@@ -896,9 +897,11 @@ def versions(proxy_binary: Path) -> dict[str, str]:
         except OSError as e:
             return f"({e})"
     rev = out(["git", "rev-parse", "--short", "HEAD"])
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(proxy_binary.stat().st_mtime))
     dirty = out(["git", "status", "--porcelain", "--untracked-files=no"])
     return {
-        "basalt": rev + (" + uncommitted changes in the work tree" if dirty else ""),
+        "basalt": rev + (" + uncommitted changes in the work tree" if dirty else "")
+                  + f"; binary {proxy_binary} built {built}",
         "dovecot": out([bc.DOVECOT, "--version"]),
         "nginx": out(["nginx", "-v"]),
         "slapd": out([bc.SLAPD, "-VV"]).splitlines()[0] if out([bc.SLAPD, "-VV"]) else "",
@@ -1061,7 +1064,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     args.nofile = hard
     if hard < need:
-        capped = (hard - 200) // 2
+        capped = (hard - 400) // 2
         args.fd_note = (f"N = {capped:,} instead of {args.connections:,}: the RLIMIT_NOFILE hard limit here "
                         f"is {hard:,} and cannot be raised (no CAP_SYS_RESOURCE), and basalt-proxy, one "
                         f"process, needs two descriptors per session")

@@ -284,5 +284,37 @@ def test_route_given_as_a_shard_host_and_port(proxy, slapd, shard_b):
         slapd.modify("dave", mail_host="imap.b.mail.test")
 
 
+def test_auth_cache_rides_out_an_ldap_outage_and_a_changed_password_wins(workdir, slapd, shard_a, shard_b, certs,
+                                                                         proxy_binary):
+    p = start_proxy(workdir, "proxy-auth-cache", slapd, shard_a, shard_b, certs, proxy_binary,
+                    auth_cache={"ttl_s": 60, "iterations": 1000})
+    unavailable = "a NO [UNAVAILABLE] Authentication service is temporarily unavailable, try again later."
+    try:
+        assert login(p, "alice", "alice-secret")[0].startswith("a OK")
+        time.sleep(0.3)  # the remembered hash is computed on the pool
+        slapd.stop()
+        try:
+            assert login(p, "alice", "alice-secret")[0].startswith("a OK [CAPABILITY ")
+            assert login(p, "alice", "wrong-secret")[0] == unavailable  # cannot tell: not a "wrong password"
+            assert login(p, "bob", "bob-secret")[0] == unavailable      # never logged in: nothing cached
+        finally:
+            slapd.start()
+        assert "accepted from the auth cache" in p.log_text()
+        assert "alice-secret" not in p.log_text()
+        slapd.modify("alice", password="alice-new-secret")
+        try:
+            assert wait_for(lambda: login(p, "alice", "alice-secret")[0].startswith("a NO [AUTHENTICATIONFAILED]"),
+                            timeout=10, interval=0.3)
+            slapd.stop()
+            try:  # the directory's answer erased the entry: the old password no longer works
+                assert login(p, "alice", "alice-secret")[0] == unavailable
+            finally:
+                slapd.start()
+        finally:
+            slapd.modify("alice", password="alice-secret")
+    finally:
+        p.stop()
+
+
 def test_no_session_is_left_behind(proxy):
     assert wait_sessions(proxy, 0) == 0
