@@ -213,39 +213,17 @@ void ImapSession::on_sasl_step(SaslExchange::Step step) {
       authenticate(sasl_.take_user(), sasl_.secret());
       return;
     case SaslExchange::Step::kCanceled:
-      return bad_command(tag_, "Authentication canceled.");
     case SaslExchange::Step::kBadBase64:
-      return bad_command(tag_, "Invalid base64 data in SASL response.");
     case SaslExchange::Step::kMalformed:
-      return bad_command(tag_, "Malformed PLAIN response.");
+      return bad_command(tag_, SaslExchange::error_text(step));
     case SaslExchange::Step::kAuthzRefused:
       return fail_login(LoginFailure::kAuthzRefused, "PLAIN authzid names another user");
   }
 }
 
 void ImapSession::send_login_failure(LoginFailure failure, const std::string&) {
-  const char* reply = "";
-  switch (failure) {
-    case LoginFailure::kBadCredentials: reply = "NO [AUTHENTICATIONFAILED] Authentication failed."; break;
-    case LoginFailure::kAuthzRefused: reply = "NO [AUTHORIZATIONFAILED] Authorization failed."; break;
-    case LoginFailure::kPrivacyRequired:
-      reply = "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
-      break;
-    case LoginFailure::kDirectoryDown:
-      reply = "NO [UNAVAILABLE] Authentication service is temporarily unavailable, try again later.";
-      break;
-    case LoginFailure::kAccountUnavailable:
-      reply = "NO [UNAVAILABLE] Account is temporarily unavailable, try again later.";
-      break;
-    case LoginFailure::kNoShard:
-    case LoginFailure::kBackendDown:
-    case LoginFailure::kBackendRejected:
-      reply = "NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later.";
-      break;
-    case LoginFailure::kProxyLoop: reply = "NO [UNAVAILABLE] Proxy loop detected."; break;
-    case LoginFailure::kTooManySessions: reply = "NO [LIMIT] Too many sessions for this user."; break;
-  }
-  send(tag_ + " " + reply + "\r\n");
+  FailureReply reply = failure_reply(failure);
+  send(tag_ + " NO [" + reply.imap_code + "] " + reply.text + "\r\n");
 }
 
 }  // namespace basalt::proxy

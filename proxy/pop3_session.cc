@@ -149,39 +149,17 @@ void Pop3Session::on_sasl_step(SaslExchange::Step step) {
       authenticate(sasl_.take_user(), sasl_.secret());
       return;
     case SaslExchange::Step::kCanceled:
-      return bad_command("Authentication canceled.");
     case SaslExchange::Step::kBadBase64:
-      return bad_command("Invalid base64 data in SASL response.");
     case SaslExchange::Step::kMalformed:
-      return bad_command("Malformed PLAIN response.");
+      return bad_command(SaslExchange::error_text(step));
     case SaslExchange::Step::kAuthzRefused:
       return fail_login(LoginFailure::kAuthzRefused, "PLAIN authzid names another user");
   }
 }
 
 void Pop3Session::send_login_failure(LoginFailure failure, const std::string&) {
-  const char* reply = "";
-  switch (failure) {
-    case LoginFailure::kBadCredentials: reply = "-ERR [AUTH] Authentication failed."; break;
-    case LoginFailure::kAuthzRefused: reply = "-ERR [AUTH] Authorization failed."; break;
-    case LoginFailure::kPrivacyRequired:
-      reply = "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
-      break;
-    case LoginFailure::kDirectoryDown:
-      reply = "-ERR [SYS/TEMP] Authentication service is temporarily unavailable, try again later.";
-      break;
-    case LoginFailure::kAccountUnavailable:
-      reply = "-ERR [SYS/TEMP] Account is temporarily unavailable, try again later.";
-      break;
-    case LoginFailure::kNoShard:
-    case LoginFailure::kBackendDown:
-    case LoginFailure::kBackendRejected:
-      reply = "-ERR [SYS/TEMP] Mail server is temporarily unavailable, try again later.";
-      break;
-    case LoginFailure::kProxyLoop: reply = "-ERR [SYS/TEMP] Proxy loop detected."; break;
-    case LoginFailure::kTooManySessions: reply = "-ERR [IN-USE] Too many sessions for this user."; break;
-  }
-  send(std::string(reply) + "\r\n");
+  FailureReply reply = failure_reply(failure);
+  send(std::string("-ERR [") + reply.pop3_code + "] " + reply.text + "\r\n");
 }
 
 // ---- backend login: greeting, XCLIENT (when offered), AUTH PLAIN.

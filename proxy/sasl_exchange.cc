@@ -20,6 +20,18 @@ SaslExchange::~SaslExchange() {
   sasl::wipe(secret_);
 }
 
+const char* SaslExchange::error_text(Step step) {
+  switch (step) {
+    case Step::kCanceled: return "Authentication canceled.";
+    case Step::kBadBase64: return "Invalid base64 data in SASL response.";
+    case Step::kMalformed: return "Malformed PLAIN response.";
+    case Step::kChallenge:
+    case Step::kDone:
+    case Step::kAuthzRefused: return "";
+  }
+  return "";
+}
+
 void SaslExchange::cancel() {
   state_ = State::kIdle;
   sasl::wipe(user_);

@@ -27,6 +27,9 @@ class SaslExchange {
   Step start(std::string_view mechanism, std::string* initial);
   Step respond(std::string& line);
 
+  // The client-facing text for kCanceled, kBadBase64 and kMalformed ("" for the others).
+  static const char* error_text(Step step);
+
   bool active() const { return state_ != State::kIdle; }
   void cancel();
   const char* challenge() const;

@@ -66,6 +66,26 @@ const char* to_string(State state) {
   return "?";
 }
 
+FailureReply failure_reply(LoginFailure failure) {
+  switch (failure) {
+    case LoginFailure::kBadCredentials: return {"AUTHENTICATIONFAILED", "AUTH", "Authentication failed."};
+    case LoginFailure::kAuthzRefused: return {"AUTHORIZATIONFAILED", "AUTH", "Authorization failed."};
+    case LoginFailure::kPrivacyRequired:
+      return {"PRIVACYREQUIRED", "AUTH", "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."};
+    case LoginFailure::kDirectoryDown:
+      return {"UNAVAILABLE", "SYS/TEMP", "Authentication service is temporarily unavailable, try again later."};
+    case LoginFailure::kAccountUnavailable:
+      return {"UNAVAILABLE", "SYS/TEMP", "Account is temporarily unavailable, try again later."};
+    case LoginFailure::kNoShard:
+    case LoginFailure::kBackendDown:
+    case LoginFailure::kBackendRejected:
+      return {"UNAVAILABLE", "SYS/TEMP", "Mail server is temporarily unavailable, try again later."};
+    case LoginFailure::kProxyLoop: return {"UNAVAILABLE", "SYS/TEMP", "Proxy loop detected."};
+    case LoginFailure::kTooManySessions: return {"LIMIT", "IN-USE", "Too many sessions for this user."};
+  }
+  return {"UNAVAILABLE", "SYS/TEMP", "Temporary failure."};
+}
+
 Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd, const SocketAddress& peer,
                  const SocketAddress& local)
     : worker_(worker),

@@ -57,6 +57,14 @@ struct SessionInfo {
   uint64_t bytes_in = 0, bytes_out = 0;
 };
 
+// What a client is told about a failed login: IMAP response code, POP3 response code, text.
+struct FailureReply {
+  const char* imap_code;
+  const char* pop3_code;
+  const char* text;
+};
+FailureReply failure_reply(LoginFailure failure);
+
 struct ClientIdentity {
   std::string ip;       // the real client address (forwarded to the shard)
   uint16_t port = 0;

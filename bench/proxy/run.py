@@ -879,6 +879,22 @@ class Bench:
             row(t, "errors (all tests)", "errors", errors, "{:d}")
         return rows
 
+    def per_round(self) -> str:
+        """Each round's value of the main metrics, to show the spread."""
+        s = self.samples
+        metrics = [("imap50", "rate", "IMAP logins/s"), ("seq", "p50_ms", "unloaded p50 ms"),
+                   ("fetch1", "mb_per_s", "FETCH x1 MB/s"), ("fetch4", "mb_per_s", "FETCH x4 MB/s"),
+                   ("pop3", "rate", "POP3 logins/s")]
+        lines = ["| target | metric | " + " | ".join(f"round {i + 1}" for i in range(self.args.rounds)) + " |",
+                 "|---|---|" + "---|" * self.args.rounds]
+        for t in TARGETS:
+            for key, field, label in metrics:
+                vals = [r.get(field, 0) for r in s.get(t, {}).get(key, [])]
+                if vals:
+                    fmt = "{:.3f}" if field == "p50_ms" else "{:.0f}"
+                    lines.append(f"| {t} | {label} | " + " | ".join(fmt.format(v) for v in vals) + " |")
+        return "\n".join(lines)
+
     def table(self, rows: list[dict]) -> str:
         head = ("target", "metric", "value", "anchor / target", "pass/fail")
         data = [(r["target"], r["metric"], r["shown"], r["anchor"], r["verdict"]) for r in rows]
@@ -939,10 +955,14 @@ the end).
 {table}
 
 {"Basalt misses " + str(len(fails)) + " target(s): " + ", ".join(r["metric"] for r in fails) + "." if fails else "Basalt meets every target in this run."}
-Values are medians over {a.rounds} rounds, except CPU (total CPU of all rounds / total logins or
+Values are medians over {a.rounds} round{"s" if a.rounds != 1 else ""}, except CPU (total CPU of all rounds / total logins or
 MB). "anchor" is the issue's measurement of nginx and Dovecot on the same machine kind; for
 basalt the column gives its target. Ratios and added latency are computed per round against the
 direct run of the same round, then the median is taken.
+
+Per round (targets alternate within each round):
+
+{bench.per_round()}
 
 ## What was measured
 
@@ -963,7 +983,7 @@ direct run of the same round, then the median is taken.
   login to the shard), `imap-login`/`pop3-login` in high-performance mode (`service_count = 0`,
   `process_min_avail = 2`). Its CPU and memory are those of all its processes (master, auth,
   login processes, anvil, log, config, stats).
-- **(d) nginx**: {vers['nginx']} (`nginx-light` + `libnginx-mod-mail`), 2 worker processes, default
+- **(d) nginx**: {vers['nginx'].replace('nginx version: ', '')} (`nginx-light` + `libnginx-mod-mail`), 2 worker processes, default
   proxy buffers, `auth_http` to `bench/proxy/authhttp.cc`: {a.auth_threads} threads, each with a
   persistent LDAP connection for searches (service account) and one for binds; per request an
   LDAP search for the entry (DN, mailHost, status), then a bind as that DN with the password;
