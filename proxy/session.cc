@@ -22,6 +22,7 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
 constexpr size_t kPreAuthOutputCap = 64 * 1024;
+constexpr size_t kPendingInputCap = 64 * 1024;
 constexpr size_t kMaxSingleIo = 128 * 1024;
 constexpr milliseconds kFlushTimeout{10000};
 
@@ -175,8 +176,10 @@ void Session::process_input() {
 
 void Session::resume_input() {
   if (evbuffer_get_length(bufferevent_get_output(client_)) > kPreAuthOutputCap) return;  // on_client_write resumes
-  bufferevent_enable(client_, EV_READ);
+  bufferevent_setwatermark(client_, EV_READ, 0, 0);
+  if (!client_eof_pending_) bufferevent_enable(client_, EV_READ);
   process_input();
+  if (client_eof_pending_ && state_ == State::kPreAuth) close_after_flush("client closed the connection");
 }
 
 void Session::set_state(State next) {
@@ -306,6 +309,14 @@ void Session::on_client_event(bufferevent* bev, short what, void* self) {
     return;
   }
   std::string why = describe_event(bev, what);
+  bool logging_in = s->state_ == State::kAuthenticating || s->state_ == State::kFailureDelay ||
+                    s->state_ == State::kBackendLogin;
+  if (logging_in && (what & BEV_EVENT_EOF)) {
+    // A client may send LOGIN and more, then half-close: answer all of it first.
+    s->client_eof_pending_ = true;
+    bufferevent_disable(bev, EV_READ);
+    return;
+  }
   if (s->state_ == State::kProxying && (what & BEV_EVENT_EOF)) {
     s->on_client_eof();
   } else if (s->state_ == State::kProxying) {
@@ -390,7 +401,9 @@ void Session::on_timeout() {
 
 void Session::authenticate(std::string user, std::string& secret) {
   set_state(State::kAuthenticating);
-  bufferevent_disable(client_, EV_READ);
+  // Reads stay on (no epoll change per login); what a client pipelines meanwhile waits in the
+  // input buffer, which stops filling at the cap.
+  bufferevent_setwatermark(client_, EV_READ, 0, kPendingInputCap);
   user_ = std::move(user);
   typed_user_ = user_;
   // Copy, then wipe the caller's buffer: a moved-from short string keeps its bytes.
@@ -583,10 +596,11 @@ void Session::backend_login_succeeded() {
 
 void Session::start_relay() {
   for (bufferevent* bev : {client_, backend_}) {
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
     bufferevent_set_max_single_read(bev, kMaxSingleIo);
     bufferevent_set_max_single_write(bev, kMaxSingleIo);
     bufferevent_setwatermark(bev, EV_WRITE, config_.limits.relay_high_watermark / 2, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    bufferevent_enable(bev, bev == client_ && client_eof_pending_ ? EV_WRITE : EV_READ | EV_WRITE);
   }
   last_activity_ = steady_clock::now();
   timer_action_ = [this] { on_timeout(); };
@@ -594,6 +608,7 @@ void Session::start_relay() {
   // Whatever either side sent right behind the login exchange is already buffered.
   relay(backend_, client_, bytes_out_);
   relay(client_, backend_, bytes_in_);
+  if (client_eof_pending_) on_client_eof();
 }
 
 void Session::relay(bufferevent* from, bufferevent* to, uint64_t& counter) {

@@ -180,7 +180,8 @@ class Session {
   bool greeted_ = false;
   bool starttls_pending_ = false;   // "OK Begin TLS" is still on its way out
   bool processing_input_ = false;
-  bool client_eof_ = false;
+  bool client_eof_ = false;          // proxying: the client is gone, the shard still answers
+  bool client_eof_pending_ = false;  // the client half-closed while its login was in progress
   bool holds_connection_slot_ = false;  // counted against max_connections_per_ip
   bool over_connection_limit_ = false;
   bool holds_session_slot_ = false;     // counted against max_sessions_per_user         // proxying: client is gone, shard still answering

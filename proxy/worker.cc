@@ -41,7 +41,10 @@ Worker::~Worker() {
 }
 
 Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
-  base_.reset(event_base_new());
+  // The changelist folds the enable/disable pairs of one loop iteration into one epoll_ctl.
+  std::unique_ptr<event_config, decltype(&event_config_free)> cfg(event_config_new(), event_config_free);
+  event_config_set_flag(cfg.get(), EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+  base_.reset(event_base_new_with_config(cfg.get()));
   if (!base_) return make_error("event_base_new failed");
   reaper_ = event_new(base_.get(), -1, 0, on_reap, this);
   tasks_ = std::make_unique<LoopTasks>(base_.get());

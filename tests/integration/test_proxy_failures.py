@@ -316,5 +316,15 @@ def test_auth_cache_rides_out_an_ldap_outage_and_a_changed_password_wins(workdir
         p.stop()
 
 
+def test_a_failed_login_before_a_half_close_is_still_answered(proxy):
+    c = Conn(proxy.port("imap"))
+    c.line()
+    c.send("a LOGIN alice wrong\r\nb NOOP\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.line() == "a NO [AUTHENTICATIONFAILED] Authentication failed."
+    assert c.line() == "b OK NOOP completed."
+    assert c.closed()
+
+
 def test_no_session_is_left_behind(proxy):
     assert wait_sessions(proxy, 0) == 0
