@@ -38,6 +38,7 @@ struct AuthResult {
 };
 
 using AuthCallback = std::function<void(AuthResult)>;
+using RouteHint = std::function<void(const UserRoute&)>;
 
 class Directory {
  public:
@@ -47,6 +48,16 @@ class Directory {
   // loop, unless the Directory is destroyed first. The secret is not retained after the call
   // completes (copies are zeroed).
   virtual void authenticate(std::string_view user, std::string_view secret, AuthCallback done) = 0;
+
+  // authenticate(), and `route_known` is told the route of an active user as soon as the
+  // directory has it, before the secret is verified, so that the caller can open the shard
+  // connection meanwhile. It may run inside this call and always before `done`; the verdict
+  // is `done`'s alone. Implementations without an early route just authenticate().
+  virtual void authenticate_with_hint(std::string_view user, std::string_view secret, AuthCallback done,
+                                      RouteHint route_known) {
+    (void)route_known;
+    authenticate(user, secret, std::move(done));
+  }
 
   // Number of operations started but not completed (for tests and metrics).
   virtual size_t pending() const = 0;

@@ -39,6 +39,7 @@ struct LdapDirectory::Op {
   std::string user;
   std::string secret;  // zeroed when the operation ends
   AuthCallback done;
+  RouteHint route_known;  // told once, when the bind starts
   Stage stage = Stage::kSearchQueued;
   UserRoute route;
   bool cached = false;  // route came from the cache, not from a search
@@ -85,6 +86,11 @@ void LdapDirectory::reply_now(AuthCallback done, AuthOutcome outcome, std::strin
 }
 
 void LdapDirectory::authenticate(std::string_view user, std::string_view secret, AuthCallback done) {
+  authenticate_with_hint(user, secret, std::move(done), nullptr);
+}
+
+void LdapDirectory::authenticate_with_hint(std::string_view user, std::string_view secret, AuthCallback done,
+                                           RouteHint route_known) {
   if (auto valid = validate_user_name(user); !valid) {
     reply_now(std::move(done), AuthOutcome::kBadCredentials, "invalid user name: " + valid.error().message);
     return;
@@ -104,6 +110,7 @@ void LdapDirectory::authenticate(std::string_view user, std::string_view secret,
   op->user.assign(user);
   op->secret.assign(secret);  // straight into place: a moved temporary would leave a copy
   op->done = std::move(done);
+  op->route_known = std::move(route_known);
   op->started = std::chrono::steady_clock::now();
   op->timer.reset(event_new(base_, -1, 0, &LdapDirectory::on_op_timeout, op.get()));
   timeval tv{static_cast<time_t>(config_.ldap.operation_timeout.count() / 1000),
@@ -148,6 +155,13 @@ void LdapDirectory::enqueue_search(Op& op) {
 }
 
 void LdapDirectory::enqueue_bind(Op& op) {
+  // The route is known; only the secret is left to check. Disabled or moving users are not
+  // announced: nobody should connect anywhere for them.
+  if (op.route_known && config_.status.classify(op.route.status) == AuthOutcome::kOk) {
+    auto hint = std::move(op.route_known);
+    op.route_known = nullptr;
+    hint(op.route);
+  }
   op.stage = Stage::kBindQueued;
   bind_queue_.push_back(op.id);
   pump_bind();

@@ -34,6 +34,8 @@ class LdapDirectory final : public Directory, private LdapConnection::Listener {
   LdapDirectory& operator=(const LdapDirectory&) = delete;
 
   void authenticate(std::string_view user, std::string_view secret, AuthCallback done) override;
+  void authenticate_with_hint(std::string_view user, std::string_view secret, AuthCallback done,
+                              RouteHint route_known) override;
   size_t pending() const override { return ops_.size() + completions_.size(); }
 
   size_t cached_routes() const { return cache_.size(); }

@@ -350,12 +350,15 @@ void Session::on_backend_event(bufferevent* bev, short what, void* self) {
   auto* s = static_cast<Session*>(self);
   if (what & BEV_EVENT_CONNECTED) {
     set_nodelay(bev);
-    s->arm_timer(s->shard_->login_timeout);
+    s->backend_connected_ = true;
+    if (s->state_ == State::kBackendLogin) s->arm_timer(s->shard_->login_timeout);
     s->on_backend_connected();
     return;
   }
   std::string why = describe_event(bev, what);
-  if (s->state_ == State::kBackendLogin) {
+  if (s->state_ == State::kAuthenticating || s->state_ == State::kFailureDelay) {
+    free_bufferevent(s->backend_);  // an early connection failed: connect_backend() tries again
+  } else if (s->state_ == State::kBackendLogin) {
     s->backend_login_failed(LoginFailure::kBackendDown, "shard " + s->shard_->name + ": " + why);
   } else if (s->state_ == State::kProxying) {
     s->on_side_closed(s->backend_, "backend " + why);
@@ -416,11 +419,16 @@ void Session::authenticate(std::string user, std::string& secret) {
   Worker* worker = &worker_;
   uint64_t id = id_;
   auto asked = steady_clock::now();
-  worker_.directory().authenticate(user_, secret_, [worker, id, asked](directory::AuthResult result) {
-    worker->stats().observe_directory_latency(
-        std::chrono::duration<double, std::milli>(steady_clock::now() - asked).count());
-    if (Session* s = worker->find(id)) s->on_auth_result(std::move(result));
-  });
+  worker_.directory().authenticate_with_hint(
+      user_, secret_,
+      [worker, id, asked](directory::AuthResult result) {
+        worker->stats().observe_directory_latency(
+            std::chrono::duration<double, std::milli>(steady_clock::now() - asked).count());
+        if (Session* s = worker->find(id)) s->on_auth_result(std::move(result));
+      },
+      [worker, id](const directory::UserRoute& route) {
+        if (Session* s = worker->find(id)) s->on_route_hint(route);
+      });
 }
 
 void Session::on_auth_result(directory::AuthResult result) {
@@ -455,7 +463,9 @@ void Session::on_auth_result(directory::AuthResult result) {
 
 void Session::route_to_shard(const directory::UserRoute& route) {
   if (!route.user.empty()) user_ = route.user;
-  shard_ = ShardMap(config_.shards).resolve(route.shard);
+  const ShardConfig* shard = ShardMap(config_.shards).resolve(route.shard);
+  if (backend_ && shard != shard_) free_bufferevent(backend_);  // the early guess was wrong
+  shard_ = shard;
   if (!shard_) {
     fail_login(LoginFailure::kNoShard, "route '" + route.shard + "' names no configured shard");
     return;
@@ -492,28 +502,44 @@ void Session::on_auth_cache_result(std::optional<directory::UserRoute> route, co
   route_to_shard(*route);
 }
 
-void Session::connect_backend() {
-  set_state(State::kBackendLogin);
+// Opens the connection to shard_ (the login comes later); "" or what went wrong.
+std::string Session::open_backend() {
   bool imap = is_imap(protocol_);
-  if (imap ? !shard_->has_imap : !shard_->has_pop3) {
-    backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + " has no address for this protocol");
-    return;
-  }
+  if (imap ? !shard_->has_imap : !shard_->has_pop3) return "has no address for this protocol";
   const SocketAddress& address = imap ? shard_->imap : shard_->pop3;
   auto bev = new_backend_bufferevent(address);
-  if (!bev) {
-    backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + ": " + bev.error().message);
-    return;
-  }
+  if (!bev) return bev.error().message;
   backend_ = *bev;
+  backend_connected_ = false;
   bufferevent_setcb(backend_, on_backend_read, on_backend_write, on_backend_event, this);
   bufferevent_enable(backend_, EV_READ | EV_WRITE);
-  timer_action_ = [this] { backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + " timed out"); };
-  arm_timer(shard_->connect_timeout);
   if (bufferevent_socket_connect(backend_, address.get(), static_cast<int>(address.length)) < 0) {
-    backend_login_failed(LoginFailure::kBackendDown,
-                         "shard " + shard_->name + ": connect: " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    free_bufferevent(backend_);
+    return std::string("connect: ") + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
   }
+  return "";
+}
+
+void Session::connect_backend() {
+  set_state(State::kBackendLogin);
+  timer_action_ = [this] { backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + " timed out"); };
+  if (backend_) {  // opened while the directory was still checking the secret
+    arm_timer(backend_connected_ ? shard_->login_timeout : shard_->connect_timeout);
+    if (backend_connected_) on_backend_input(bufferevent_get_input(backend_));
+    return;
+  }
+  arm_timer(shard_->connect_timeout);
+  if (std::string error = open_backend(); !error.empty()) {
+    backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + ": " + error);
+  }
+}
+
+// The directory knows the route and is now checking the secret: connect to the shard meanwhile,
+// so its greeting is there when the verdict comes. Nothing is sent to it before that.
+void Session::on_route_hint(const directory::UserRoute& route) {
+  if (state_ != State::kAuthenticating || backend_) return;
+  shard_ = ShardMap(config_.shards).resolve(route.shard);
+  if (shard_) open_backend();  // a failure here is retried, and reported, after the verdict
 }
 
 Result<bufferevent*> Session::new_backend_bufferevent(const SocketAddress& address) {
@@ -549,6 +575,7 @@ void Session::backend_login_failed(LoginFailure failure, const std::string& deta
 
 void Session::fail_login(LoginFailure failure, const std::string& detail) {
   sasl::wipe(secret_);
+  free_bufferevent(backend_);  // an early shard connection, if the route was known
   Stats& stats = worker_.stats();
   switch (failure) {
     case LoginFailure::kBadCredentials: Stats::add(stats.logins_bad_credentials); break;

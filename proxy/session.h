@@ -163,6 +163,8 @@ class Session {
   bool try_auth_cache(const directory::AuthResult& unavailable);
   void on_auth_cache_result(std::optional<directory::UserRoute> route, const std::string& why_unavailable);
   void connect_backend();
+  std::string open_backend();
+  void on_route_hint(const directory::UserRoute& route);
   Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
   void start_relay();
   void relay(bufferevent* from, bufferevent* to, uint64_t& counter);
@@ -181,7 +183,8 @@ class Session {
   bool starttls_pending_ = false;   // "OK Begin TLS" is still on its way out
   bool processing_input_ = false;
   bool client_eof_ = false;          // proxying: the client is gone, the shard still answers
-  bool client_eof_pending_ = false;  // the client half-closed while its login was in progress
+  bool client_eof_pending_ = false;
+  bool backend_connected_ = false;   // TCP (and TLS) to the shard is up  // the client half-closed while its login was in progress
   bool holds_connection_slot_ = false;  // counted against max_connections_per_ip
   bool over_connection_limit_ = false;
   bool holds_session_slot_ = false;     // counted against max_sessions_per_user         // proxying: client is gone, shard still answering
