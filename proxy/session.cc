@@ -646,9 +646,17 @@ void Session::relay(bufferevent* from, bufferevent* to, uint64_t& counter) {
   Stats::add(from == client_ ? worker_.stats().bytes_client_to_backend : worker_.stats().bytes_backend_to_client, n);
   last_activity_ = steady_clock::now();
   evbuffer* output = bufferevent_get_output(to);
+  // Write through on plain sockets, straight from the input: libevent then never arms EPOLLOUT
+  // for a chunk the socket takes at once (no epoll_ctl, no extra wake-up). What the socket
+  // does not take goes to the output buffer as usual.
+  if (evbuffer_get_length(output) == 0 && !is_tls(to)) evbuffer_write(input, bufferevent_getfd(to));
   evbuffer_add_buffer(output, input);
   // Back-pressure: stop reading from a fast sender until the slow reader has caught up.
   if (evbuffer_get_length(output) >= config_.limits.relay_high_watermark) bufferevent_disable(from, EV_READ);
+}
+
+bool Session::is_tls(bufferevent* bev) const {
+  return bev == client_ ? tls_active_ : (shard_ != nullptr && shard_->tls);
 }
 
 void Session::on_relay_drained(bufferevent* drained) {

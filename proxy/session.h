@@ -169,6 +169,7 @@ class Session {
   void start_relay();
   void relay(bufferevent* from, bufferevent* to, uint64_t& counter);
   void on_relay_drained(bufferevent* drained);
+  bool is_tls(bufferevent* bev) const;
   void on_side_closed(bufferevent* side, const std::string& reason);
   void arm_timer(std::chrono::milliseconds delay);
   void on_timeout();
