@@ -4,6 +4,8 @@
 
 #include <charconv>
 #include <cstring>
+#include <cerrno>
+#include <unistd.h>
 
 namespace basalt {
 namespace {
@@ -162,6 +164,20 @@ bool NetworkList::contains(const SocketAddress& address) const {
     if (n.contains(address)) return true;
   }
   return false;
+}
+
+Result<int> listen_tcp(const SocketAddress& a, std::string_view name, int backlog) {
+  int fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (a.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, a.get(), a.length) != 0 || listen(fd, backlog) != 0) {
+    std::string why = std::strerror(errno);
+    close(fd);
+    return make_error("cannot listen on " + std::string(name) + ": " + why);
+  }
+  return fd;
 }
 
 }  // namespace basalt

@@ -30,6 +30,10 @@ struct SocketAddress {
 Result<SocketAddress> parse_socket_address(std::string_view text, int default_port = -1);
 
 // An IPv4 or IPv6 network in CIDR form. IPv4-mapped IPv6 addresses match IPv4 networks.
+// A bound, listening, non-blocking TCP socket (IPv6 sockets are v6-only); `name` is how
+// errors name the address (the config text, so operators recognize it).
+Result<int> listen_tcp(const SocketAddress& address, std::string_view name, int backlog);
+
 class Network {
  public:
   static Result<Network> parse(std::string_view cidr);  // "10.0.0.0/8", "::1/128", "127.0.0.1"

@@ -22,21 +22,6 @@
 namespace basalt::proxy {
 namespace {
 
-Result<evutil_socket_t> bind_listener(const ListenerConfig& listener) {
-  const SocketAddress& a = listener.address;
-  evutil_socket_t fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (a.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, a.get(), a.length) != 0 || listen(fd, 1024) != 0) {
-    std::string why = std::strerror(errno);
-    close(fd);
-    return make_error("cannot listen on " + listener.address_text + ": " + why);
-  }
-  return fd;
-}
-
 // After the ports are bound: nothing the proxy does later needs root.
 Result<void> drop_privileges(const std::string& user) {
   if (user.empty()) return {};
@@ -153,7 +138,7 @@ int run(const std::string& config_path, bool check_only) {
   }
   std::vector<ListenSocket> sockets;
   for (const auto& l : config->listeners) {
-    auto fd = bind_listener(l);
+    auto fd = listen_tcp(l.address, l.address_text, 1024);
     if (!fd) {
       logger("proxy")->error("{}", fd.error().message);
       return 1;
