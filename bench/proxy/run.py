@@ -143,6 +143,13 @@ def rss_kb(pgid: int) -> tuple[int, int]:
     return total, n
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy (all CPUs; not idle, not iowait)."""
+    f = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -479,20 +486,39 @@ def build_tools(out: Path) -> dict[str, Path]:
     return paths
 
 
-def ensure_proxy(build_dir: Path, binary: str | None) -> Path:
+def git_rev() -> str:
+    def out(cmd):
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        return p.stdout.strip()
+    rev = out(["git", "rev-parse", "--short", "HEAD"])
+    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"])
+    return rev + (" + uncommitted changes" if dirty else "")
+
+
+def ensure_proxy(build_dir: Path, binary: str | None) -> tuple[Path, str]:
+    """basalt-proxy to measure and what it was built from. Without --proxy-binary the build
+    directory is brought up to date first (an incremental build: usually nothing to do)."""
     if binary:
-        return Path(binary).resolve()
-    found = bc.find_proxy_binary(build_dir)
-    if found:
-        return found
-    log(f"building basalt-proxy in {build_dir}")
-    subprocess.run(["cmake", "-S", str(REPO), "-B", str(build_dir), "-G", "Ninja",
-                    "-DCMAKE_BUILD_TYPE=Release"], check=True)
-    subprocess.run(["cmake", "--build", str(build_dir), "-j2", "--target", "basalt-proxy"], check=True)
+        path = Path(binary).resolve()
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+        return path, f"{path} (given with --proxy-binary, built {built}; work tree now at {git_rev()})"
+    rev = git_rev()
+    log(f"building basalt-proxy in {build_dir} ({rev})")
+    ok = True
+    if not (build_dir / "build.ninja").exists() and not (build_dir / "Makefile").exists():
+        gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+        ok = subprocess.run(["cmake", "-S", str(REPO), "-B", str(build_dir), *gen,
+                             "-DCMAKE_BUILD_TYPE=Release"]).returncode == 0
+    if ok:
+        ok = subprocess.run(["cmake", "--build", str(build_dir), "-j2", "--target", "basalt-proxy"]).returncode == 0
     found = bc.find_proxy_binary(build_dir)
     if not found:
-        raise SystemExit(f"basalt-proxy not found in {build_dir} after building")
-    return found
+        raise SystemExit(f"basalt-proxy could not be built in {build_dir}")
+    if not ok:
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.stat().st_mtime))
+        log(f"warning: the build failed; measuring the existing binary (built {built})")
+        return found, f"{found}: the build of {rev} failed, existing binary built {built} measured"
+    return found, f"{rev}, built as {found}"
 
 
 # --------------------------------------------------------------------------- the bench
@@ -511,12 +537,13 @@ class Bench:
         self.user_offset = 0
         self.started = time.time()
         self.finished = False
+        self.others: list[float] = []
 
     # ---- setup
 
     def setup(self) -> None:
         a = self.args
-        self.proxy_binary = ensure_proxy(Path(a.build_dir).resolve(), a.proxy_binary)
+        self.proxy_binary, self.proxy_build = ensure_proxy(Path(a.build_dir).resolve(), a.proxy_binary)
         self.nginx = ensure_packages(not a.no_install)
         log(f"work dir {self.workdir}")
         self.tools = build_tools(self.workdir / "bin")
@@ -665,6 +692,24 @@ class Bench:
     def add(self, target: str, metric: str, value) -> None:
         self.samples.setdefault(target, {}).setdefault(metric, []).append(value)
 
+    def own_cpu(self) -> float:
+        """CPU time of everything this benchmark runs: its daemons (and their reaped
+        children), the load generators it waited for, and itself."""
+        total = sum(cpu_seconds(d.pid) for d in self.daemons if d.running())
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            ru = resource.getrusage(who)
+            total += ru.ru_utime + ru.ru_stime
+        return total
+
+    def others_mark(self) -> tuple[float, float, float]:
+        return time.monotonic(), machine_busy_seconds(), self.own_cpu()
+
+    def others_since(self, mark: tuple[float, float, float]) -> float:
+        """Average number of CPUs other jobs on the machine kept busy since mark."""
+        t0, busy0, own0 = mark
+        t1, busy1, own1 = self.others_mark()
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / max(1e-9, t1 - t0))
+
     def cpu_of(self, target: str) -> dict[str, float]:
         out = {}
         if target in self.groups:
@@ -710,6 +755,7 @@ class Bench:
         a = self.args
         log(f"round {i + 1}/{a.rounds} (load {loadavg():.2f})")
         self.loads.append(loadavg())
+        mark = self.others_mark()
         for t in TARGETS:   # 50 concurrent IMAP logins
             r = self.login_run(t, "imap", a.concurrency, a.duration, None)
             self.add(t, "imap50", r)
@@ -740,6 +786,9 @@ class Bench:
                 cpu = " ".join(f"{k} {1000 * v / max(1, r['ok']):.3f} ms/login" for k, v in r["cpu"].items())
                 log(f"  pop3 x{a.concurrency} {t:8s} {r['rate']:8.0f}/s p50 {r['p50_ms']:.2f} ms, "
                     f"{r['errors']} errors {cpu}")
+        other = self.others_since(mark)
+        self.others.append(other)
+        log(f"  other jobs on the machine used {other:.2f} of {os.cpu_count()} CPUs during this round")
 
     def idle(self) -> None:
         a = self.args
@@ -905,19 +954,15 @@ class Bench:
         return "\n".join(lines)
 
 
-def versions(proxy_binary: Path) -> dict[str, str]:
+def versions(build: str) -> dict[str, str]:
     def out(cmd):
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=REPO)
             return (p.stdout + p.stderr).strip()
         except OSError as e:
             return f"({e})"
-    rev = out(["git", "rev-parse", "--short", "HEAD"])
-    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(proxy_binary.stat().st_mtime))
-    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"])
     return {
-        "basalt": rev + (" + uncommitted changes in the work tree" if dirty else "")
-                  + f"; binary {proxy_binary} built {built}",
+        "basalt": build,
         "dovecot": out([bc.DOVECOT, "--version"]),
         "nginx": out(["nginx", "-v"]),
         "slapd": out([bc.SLAPD, "-VV"]).splitlines()[0] if out([bc.SLAPD, "-VV"]) else "",
@@ -1023,14 +1068,16 @@ Per round (targets alternate within each round):
 | OpenSSL | {vers['openssl']} |
 | kernel | {vers['kernel']} |
 | machine | {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} memory |
-| 1-minute load | {loads[0]:.2f} at start; during the rounds min {min(loads):.2f}, max {max(loads):.2f} |
+| 1-minute load | {loads[0]:.2f} before the rounds; during the run min {min(loads):.2f}, max {max(loads):.2f} (includes the benchmark's own processes) |
+| CPU used by other jobs | {" / ".join(f"{x:.2f}" for x in bench.others)} of {mach['nproc']} CPUs, per round (machine busy time − this benchmark's processes) |
 | duration | {elapsed / 60:.1f} min |
 """
-    if max(loads) >= 1.0:
-        text += ("\nThe machine is shared: the 1-minute load average was at or above 1.0 during "
-                 "part of this run (other jobs compiling), so absolute rates are lower and noisier "
-                 "than on an idle machine; the alternating rounds spread that noise over all targets "
-                 "alike.\n")
+    if loads[0] >= 1.0 or (bench.others and max(bench.others) >= 0.25):
+        text += ("\nThe machine is shared with other engineers' builds and tests: "
+                 + (f"the 1-minute load was {loads[0]:.2f} when the rounds started, and " if loads[0] >= 1.0 else "")
+                 + f"other jobs used up to {max(bench.others or [0]):.2f} of the {mach['nproc']} CPUs during a round. "
+                 "Absolute rates and CPU times are therefore higher/noisier than on an idle machine; "
+                 "the alternating rounds spread that over all targets alike.\n")
     path.write_text(text)
 
 
@@ -1120,7 +1167,7 @@ def main() -> int:
         print()
         print(table)
         print()
-        vers = versions(bench.proxy_binary)
+        vers = versions(bench.proxy_build)
         mach = machine()
         doc = Path(args.doc) if args.doc else (bench.workdir / "benchmarks.md" if q else REPO / "docs" / "benchmarks.md")
         if q and not args.doc:
