@@ -80,7 +80,7 @@ Result<Delivered> Deliverer::deliver(std::string_view user, std::string_view mes
   // Delivered from here on; the cache is derived data.
   Result<void> cached = fault(DeliveryStep::kCacheHeaders);
   if (cached && cache_) {
-    cached = cache_->put(index::CacheKey{to_u64(out.mailbox), out.uidvalidity, out.uid}, *summary,
+    cached = cache_->put(index::CacheKey{std::string(user), to_u64(out.mailbox), out.uidvalidity, out.uid}, *summary,
                          index::InternalDate{internal_date, 0});
   }
   out.cached = cached.ok() && cache_ != nullptr;

@@ -113,7 +113,7 @@ nlohmann::json dump_user(const StoreConfig& c, const std::string& user) {
     mbox["uidnext"] = state->uidnext();
     for (const MessageMeta& m : state->messages()) {
       nlohmann::json msg = {{"uid", m.uid}, {"size", m.size}, {"internal_date", m.internal_date}, {"flags", m.flags}};
-      auto cached = (*cache)->get(index::CacheKey{to_u64(info.id), state->uidvalidity(), m.uid});
+      auto cached = (*cache)->get(index::CacheKey{user, to_u64(info.id), state->uidvalidity(), m.uid});
       if (!cached) {
         msg["cache_error"] = cached.error().message;
       } else if (*cached) {

@@ -9,7 +9,6 @@
 namespace basalt::index {
 namespace {
 
-constexpr size_t kPrefixSize = 12;  // mailbox_id | uidvalidity
 
 void put_be(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -75,8 +74,12 @@ std::optional<std::string> lzo_compress(const std::string& in) {
 MDB_val as_val(const std::string& s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 std::string_view as_view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
 
-std::string key_prefix(uint64_t mailbox_id, uint32_t uidvalidity) {
+Result<std::string> key_prefix(std::string_view user, uint64_t mailbox_id, uint32_t uidvalidity) {
+  if (user.empty() || user.size() > HeaderCache::kMaxUserBytes) return make_error("cache key: bad user name length");
   std::string k;
+  k.reserve(1 + user.size() + 16);
+  k.push_back(static_cast<char>(user.size()));
+  k.append(user);
   put_be(k, mailbox_id, 8);
   put_be(k, uidvalidity, 4);
   return k;
@@ -84,16 +87,18 @@ std::string key_prefix(uint64_t mailbox_id, uint32_t uidvalidity) {
 
 }  // namespace
 
-std::string encode_cache_key(const CacheKey& key) {
-  std::string k = key_prefix(key.mailbox_id, key.uidvalidity);
-  put_be(k, key.uid, 4);
+Result<std::string> encode_cache_key(const CacheKey& key) {
+  auto k = key_prefix(key.user, key.mailbox_id, key.uidvalidity);
+  if (k) put_be(*k, key.uid, 4);
   return k;
 }
 
 Result<CacheKey> decode_cache_key(std::string_view bytes) {
-  if (bytes.size() != HeaderCache::kKeySize) return make_error("cache key of wrong size");
-  return CacheKey{get_be(bytes, 0, 8), static_cast<uint32_t>(get_be(bytes, 8, 4)),
-                  static_cast<uint32_t>(get_be(bytes, 12, 4))};
+  size_t n = bytes.empty() ? 0 : static_cast<uint8_t>(bytes[0]);
+  if (n == 0 || bytes.size() != 1 + n + 16) return make_error("cache key of wrong size");
+  std::string_view rest = bytes.substr(1 + n);
+  return CacheKey{std::string(bytes.substr(1, n)), get_be(rest, 0, 8), static_cast<uint32_t>(get_be(rest, 8, 4)),
+                  static_cast<uint32_t>(get_be(rest, 12, 4))};
 }
 
 Result<std::string> encode_cache_value(const MessageSummary& s, InternalDate date) {
@@ -206,8 +211,10 @@ Result<void> HeaderCache::put_batch(const std::vector<CacheEntry>& entries) {
     if (!e.summary) return make_error("cache entry without summary");
     auto value = encode_cache_value(*e.summary, e.internal_date);
     if (!value) return value.error();
-    bytes += kKeySize + value->size();
-    encoded.emplace_back(encode_cache_key(e.key), std::move(*value));
+    auto key = encode_cache_key(e.key);
+    if (!key) return key.error();
+    bytes += key->size() + value->size();
+    encoded.emplace_back(std::move(*key), std::move(*value));
   }
   // Pages are copied on write: budget twice the data plus a page per entry.
   size_t needed = 2 * bytes + 4096 * (entries.size() + 8);
@@ -224,10 +231,11 @@ Result<void> HeaderCache::put_batch(const std::vector<CacheEntry>& entries) {
 }
 
 Result<std::optional<CachedMessage>> HeaderCache::get(const CacheKey& key) const {
+  auto k = encode_cache_key(key);
+  if (!k) return k.error();
   auto txn = LmdbTxn::begin(*env_, false);
   if (!txn) return txn.error();
-  std::string k = encode_cache_key(key);
-  MDB_val kv = as_val(k), value{};
+  MDB_val kv = as_val(*k), value{};
   int rc = mdb_get(txn->get(), dbi_, &kv, &value);
   if (rc == MDB_NOTFOUND) return std::optional<CachedMessage>();
   if (rc != 0) return make_error(lmdb_error("mdb_get", rc));
@@ -238,10 +246,11 @@ Result<std::optional<CachedMessage>> HeaderCache::get(const CacheKey& key) const
 
 Result<bool> HeaderCache::remove(const CacheKey& key) {
   bool removed = false;
-  std::string k = encode_cache_key(key);
+  auto k = encode_cache_key(key);
+  if (!k) return k.error();
   auto done = write_with_growth(
       [&](const LmdbTxn& txn) {
-        MDB_val kv = as_val(k);
+        MDB_val kv = as_val(*k);
         int rc = mdb_del(txn.get(), dbi_, &kv, nullptr);
         removed = rc == 0;
         return rc == MDB_NOTFOUND ? 0 : rc;
@@ -251,9 +260,11 @@ Result<bool> HeaderCache::remove(const CacheKey& key) {
   return removed;
 }
 
-Result<size_t> HeaderCache::remove_mailbox(uint64_t mailbox_id, uint32_t uidvalidity) {
+Result<size_t> HeaderCache::remove_mailbox(std::string_view user, uint64_t mailbox_id, uint32_t uidvalidity) {
   size_t count = 0;
-  const std::string prefix = key_prefix(mailbox_id, uidvalidity);
+  auto prefixed = key_prefix(user, mailbox_id, uidvalidity);
+  if (!prefixed) return prefixed.error();
+  const std::string& prefix = *prefixed;
   auto done = write_with_growth(
       [&](const LmdbTxn& txn) {
         count = 0;
@@ -266,7 +277,7 @@ Result<size_t> HeaderCache::remove_mailbox(uint64_t mailbox_id, uint32_t uidvali
           int rc = mdb_cursor_get(cursor->get(), &k, &v, MDB_SET_RANGE);
           if (rc == MDB_NOTFOUND) return 0;
           if (rc != 0) return rc;
-          if (as_view(k).substr(0, kPrefixSize) != prefix) return 0;
+          if (as_view(k).substr(0, prefix.size()) != prefix) return 0;
           if ((rc = mdb_cursor_del(cursor->get(), 0)) != 0) return rc;
           ++count;
         }
@@ -276,22 +287,25 @@ Result<size_t> HeaderCache::remove_mailbox(uint64_t mailbox_id, uint32_t uidvali
   return count;
 }
 
-Result<void> HeaderCache::for_each(uint64_t mailbox_id, uint32_t uidvalidity, const Visitor& fn,
-                                   uint32_t first_uid) const {
+Result<void> HeaderCache::for_each(std::string_view user, uint64_t mailbox_id, uint32_t uidvalidity,
+                                   const Visitor& fn, uint32_t first_uid) const {
+  auto prefixed = key_prefix(user, mailbox_id, uidvalidity);
+  if (!prefixed) return prefixed.error();
+  const std::string& prefix = *prefixed;
+  std::string start = prefix;
+  put_be(start, first_uid, 4);
   auto txn = LmdbTxn::begin(*env_, false);
   if (!txn) return txn.error();
   auto cursor = LmdbCursor::open(*txn, dbi_);
   if (!cursor) return cursor.error();
-  const std::string prefix = key_prefix(mailbox_id, uidvalidity);
-  std::string start = encode_cache_key({mailbox_id, uidvalidity, first_uid});
   MDB_val k = as_val(start), v{};
   for (int rc = mdb_cursor_get(cursor->get(), &k, &v, MDB_SET_RANGE);;
        rc = mdb_cursor_get(cursor->get(), &k, &v, MDB_NEXT)) {
     if (rc == MDB_NOTFOUND) return {};
     if (rc != 0) return make_error(lmdb_error("mdb_cursor_get", rc));
     std::string_view key = as_view(k);
-    if (key.size() != kKeySize || key.substr(0, kPrefixSize) != prefix) return {};
-    auto uid = static_cast<uint32_t>(get_be(key, 12, 4));
+    if (key.size() != prefix.size() + 4 || key.substr(0, prefix.size()) != prefix) return {};
+    auto uid = static_cast<uint32_t>(get_be(key, prefix.size(), 4));
     if (!fn(uid, decode_cache_value(as_view(v)))) return {};
   }
 }

@@ -3,8 +3,9 @@
 //
 // Schema (named DBI "headers" in the index root's LMDB environment)
 // -----------------------------------------------------------------
-// Key, 16 bytes, big-endian so that LMDB's byte order is mailbox, then UID order:
-//     mailbox_id u64 | uidvalidity u32 | uid u32
+// Key, big-endian so that LMDB's byte order is user, mailbox, then UID order:
+//     u8 user length (1..255) | user bytes | mailbox_id u64 | uidvalidity u32 | uid u32
+// The user is part of the key because mailbox ids are only unique within a user.
 // Value:
 //     offset 0  u8   format version (kFormatVersion = 1; other versions are refused)
 //            1  u8   flags: bit 0 = payload LZO1X-1 compressed (else stored as is);
@@ -37,6 +38,7 @@
 namespace basalt::index {
 
 struct CacheKey {
+  std::string user;  // 1..kMaxUserBytes bytes
   uint64_t mailbox_id = 0;
   uint32_t uidvalidity = 0;
   uint32_t uid = 0;
@@ -64,7 +66,7 @@ struct CacheEntry {
 class HeaderCache {
  public:
   static constexpr uint8_t kFormatVersion = 1;
-  static constexpr size_t kKeySize = 16;
+  static constexpr size_t kMaxUserBytes = 255;
   static constexpr size_t kValueHeaderSize = 14;
   // Larger payloads are refused on write and treated as corrupt on read.
   static constexpr uint32_t kMaxPayload = 256u << 20;
@@ -83,13 +85,13 @@ class HeaderCache {
   // Returns whether an entry was removed.
   Result<bool> remove(const CacheKey& key);
   // Removes every entry of (mailbox_id, uidvalidity); returns how many.
-  Result<size_t> remove_mailbox(uint64_t mailbox_id, uint32_t uidvalidity);
+  Result<size_t> remove_mailbox(std::string_view user, uint64_t mailbox_id, uint32_t uidvalidity);
 
   // Calls fn for the entries of (mailbox_id, uidvalidity) with uid >= first_uid, in UID
   // order, until fn returns false. A corrupt entry is passed as an error; iteration goes
   // on. fn runs inside a read transaction: it must not write to the cache.
   using Visitor = std::function<bool(uint32_t uid, Result<CachedMessage> message)>;
-  Result<void> for_each(uint64_t mailbox_id, uint32_t uidvalidity, const Visitor& fn,
+  Result<void> for_each(std::string_view user, uint64_t mailbox_id, uint32_t uidvalidity, const Visitor& fn,
                         uint32_t first_uid = 0) const;
 
   LmdbEnv& env() const { return *env_; }
@@ -103,7 +105,8 @@ class HeaderCache {
 };
 
 // The value codec, exposed for tests and the cache fuzz target.
-std::string encode_cache_key(const CacheKey& key);
+// An error for a user name that is empty or longer than kMaxUserBytes.
+Result<std::string> encode_cache_key(const CacheKey& key);
 Result<CacheKey> decode_cache_key(std::string_view bytes);
 Result<std::string> encode_cache_value(const MessageSummary& summary, InternalDate internal_date);
 Result<CachedMessage> decode_cache_value(std::string_view bytes);

@@ -68,7 +68,7 @@ TEST(LmtpDelivery, DeliverWritesBlobStateAndCache) {
   ASSERT_TRUE(raw);
   EXPECT_EQ(*raw, msg);
 
-  auto cached = f.cache->get(index::CacheKey{to_u64(first->mailbox), first->uidvalidity, 1});
+  auto cached = f.cache->get(index::CacheKey{"bob", to_u64(first->mailbox), first->uidvalidity, 1});
   ASSERT_TRUE(cached && *cached);
   EXPECT_NE((**cached).summary.envelope.find("\"hello\""), std::string::npos) << (**cached).summary.envelope;
   EXPECT_EQ((**cached).internal_date.unix_seconds, 1700000000);

@@ -53,13 +53,37 @@ std::unique_ptr<HeaderCache> open_cache(const TempDir& dir, size_t map_size = si
   return cache.ok() ? std::move(*cache) : nullptr;
 }
 
-TEST(CacheKey, BigEndianMailboxUidvalidityUid) {
-  std::string k = encode_cache_key({0x0102030405060708ull, 0x090a0b0c, 0x0d0e0f10});
-  EXPECT_EQ(k, std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", 16));
-  auto back = decode_cache_key(k);
+TEST(CacheKey, UserThenBigEndianMailboxUidvalidityUid) {
+  auto k = encode_cache_key({"al", 0x0102030405060708ull, 0x090a0b0c, 0x0d0e0f10});
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(*k, std::string("\x02" "al\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", 19));
+  auto back = decode_cache_key(*k);
   ASSERT_TRUE(back.ok());
-  EXPECT_EQ(*back, (CacheKey{0x0102030405060708ull, 0x090a0b0c, 0x0d0e0f10}));
-  EXPECT_FALSE(decode_cache_key(k.substr(1)).ok());
+  EXPECT_EQ(*back, (CacheKey{"al", 0x0102030405060708ull, 0x090a0b0c, 0x0d0e0f10}));
+  EXPECT_FALSE(decode_cache_key(k->substr(1)).ok());
+  EXPECT_FALSE(encode_cache_key({"", 1, 1, 1}).ok());
+  EXPECT_FALSE(encode_cache_key({std::string(256, 'u'), 1, 1, 1}).ok());
+}
+
+// Mailbox ids are per user: the same (mailbox, uidvalidity, uid) of two users are two entries.
+TEST(HeaderCache, UsersWithTheSameMailboxIdDoNotCollide) {
+  TempDir dir;
+  auto cache = open_cache(dir);
+  ASSERT_TRUE(cache);
+  ASSERT_TRUE(cache->put({"alice", 1, 1, 1}, sample(1, 10), {1, 0}));
+  ASSERT_TRUE(cache->put({"bob", 1, 1, 1}, sample(2, 20), {2, 0}));
+  auto a = cache->get({"alice", 1, 1, 1});
+  auto b = cache->get({"bob", 1, 1, 1});
+  ASSERT_TRUE(a.ok() && *a && b.ok() && *b);
+  EXPECT_EQ((*a)->internal_date.unix_seconds, 1);
+  EXPECT_EQ((*b)->internal_date.unix_seconds, 2);
+  EXPECT_EQ(*cache->remove_mailbox("alice", 1, 1), 1u);
+  EXPECT_TRUE(cache->get({"bob", 1, 1, 1})->has_value());
+  // "bo" is a prefix of "bob": length-prefixed keys keep their ranges apart.
+  ASSERT_TRUE(cache->put({"bo", 1, 1, 1}, sample(3, 10), {3, 0}));
+  size_t seen = 0;
+  ASSERT_TRUE(cache->for_each("bo", 1, 1, [&](uint32_t, Result<CachedMessage>) { return ++seen, true; }));
+  EXPECT_EQ(seen, 1u);
 }
 
 TEST(CacheValue, RoundTripsCompressedAndStored) {
@@ -111,45 +135,45 @@ TEST(HeaderCache, PutGetRemoveAndPersist) {
   {
     auto cache = open_cache(dir);
     ASSERT_TRUE(cache);
-    auto missing = cache->get({1, 2, 3});
+    auto missing = cache->get({"u", 1, 2, 3});
     ASSERT_TRUE(missing.ok());
     EXPECT_FALSE(missing->has_value());
-    ASSERT_TRUE(cache->put({1, 2, 3}, sample(3), {1600000000, 60}).ok());
+    ASSERT_TRUE(cache->put({"u", 1, 2, 3}, sample(3), {1600000000, 60}).ok());
   }
   auto cache = open_cache(dir);  // reopened: the entry survived
-  auto got = cache->get({1, 2, 3});
+  auto got = cache->get({"u", 1, 2, 3});
   ASSERT_TRUE(got.ok());
   ASSERT_TRUE(got->has_value());
   expect_same((*got)->summary, sample(3));
   EXPECT_EQ((*got)->internal_date, (InternalDate{1600000000, 60}));
-  auto removed = cache->remove({1, 2, 3});
+  auto removed = cache->remove({"u", 1, 2, 3});
   ASSERT_TRUE(removed.ok());
   EXPECT_TRUE(*removed);
-  auto again = cache->remove({1, 2, 3});
+  auto again = cache->remove({"u", 1, 2, 3});
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again);
-  EXPECT_FALSE(cache->get({1, 2, 3})->has_value());
+  EXPECT_FALSE(cache->get({"u", 1, 2, 3})->has_value());
 }
 
 TEST(HeaderCache, CorruptEntryFailsOnlyThatMessage) {
   TempDir dir;
   auto cache = open_cache(dir);
-  ASSERT_TRUE(cache->put({1, 1, 1}, sample(1), {}).ok());
-  ASSERT_TRUE(cache->put({1, 1, 3}, sample(3), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 1, 1, 1}, sample(1), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 1, 1, 3}, sample(3), {}).ok());
   {
     auto txn = LmdbTxn::begin(cache->env(), true);
     ASSERT_TRUE(txn.ok());
     auto dbi = 0u;
     ASSERT_EQ(mdb_dbi_open(txn->get(), "headers", 0, &dbi), 0);
-    std::string k = encode_cache_key({1, 1, 2}), v = "\x01garbage";
+    std::string k = *encode_cache_key({"u", 1, 1, 2}), v = "\x01garbage";
     MDB_val kv{k.size(), k.data()}, vv{v.size(), v.data()};
     ASSERT_EQ(mdb_put(txn->get(), dbi, &kv, &vv, 0), 0);
     ASSERT_TRUE(txn->commit().ok());
   }
-  EXPECT_FALSE(cache->get({1, 1, 2}).ok());
-  EXPECT_TRUE(cache->get({1, 1, 3}).ok());
+  EXPECT_FALSE(cache->get({"u", 1, 1, 2}).ok());
+  EXPECT_TRUE(cache->get({"u", 1, 1, 3}).ok());
   std::vector<std::pair<uint32_t, bool>> seen;
-  ASSERT_TRUE(cache->for_each(1, 1, [&](uint32_t uid, Result<CachedMessage> m) {
+  ASSERT_TRUE(cache->for_each("u", 1, 1, [&](uint32_t uid, Result<CachedMessage> m) {
     seen.emplace_back(uid, m.ok());
     return true;
   }).ok());
@@ -159,14 +183,14 @@ TEST(HeaderCache, CorruptEntryFailsOnlyThatMessage) {
 TEST(HeaderCache, IterationIsInUidOrderWithinOneMailbox) {
   TempDir dir;
   auto cache = open_cache(dir);
-  for (uint32_t uid : {300u, 2u, 70000u, 1u, 256u}) ASSERT_TRUE(cache->put({5, 9, uid}, sample(uid), {}).ok());
+  for (uint32_t uid : {300u, 2u, 70000u, 1u, 256u}) ASSERT_TRUE(cache->put({"u", 5, 9, uid}, sample(uid), {}).ok());
   // Neighbours that must not show up: other uidvalidity, other mailboxes.
-  ASSERT_TRUE(cache->put({5, 8, 4}, sample(4), {}).ok());
-  ASSERT_TRUE(cache->put({5, 10, 5}, sample(5), {}).ok());
-  ASSERT_TRUE(cache->put({4, 9, 6}, sample(6), {}).ok());
-  ASSERT_TRUE(cache->put({6, 9, 0}, sample(0), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 5, 8, 4}, sample(4), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 5, 10, 5}, sample(5), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 4, 9, 6}, sample(6), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 6, 9, 0}, sample(0), {}).ok());
   std::vector<uint32_t> uids;
-  ASSERT_TRUE(cache->for_each(5, 9, [&](uint32_t uid, Result<CachedMessage> m) {
+  ASSERT_TRUE(cache->for_each("u", 5, 9, [&](uint32_t uid, Result<CachedMessage> m) {
     EXPECT_TRUE(m.ok());
     if (m.ok()) {
       EXPECT_EQ(m->summary.envelope, sample(uid).envelope);
@@ -176,7 +200,7 @@ TEST(HeaderCache, IterationIsInUidOrderWithinOneMailbox) {
   }).ok());
   EXPECT_EQ(uids, (std::vector<uint32_t>{1, 2, 256, 300, 70000}));
   uids.clear();
-  ASSERT_TRUE(cache->for_each(5, 9, [&](uint32_t uid, Result<CachedMessage>) {
+  ASSERT_TRUE(cache->for_each("u", 5, 9, [&](uint32_t uid, Result<CachedMessage>) {
     uids.push_back(uid);
     return uids.size() < 2;
   }, 3).ok());
@@ -191,17 +215,17 @@ TEST(HeaderCache, RemoveMailboxDeletesOnlyThatRange) {
   std::vector<CacheEntry> batch;
   for (uint32_t uid = 1; uid <= 500; ++uid) batch.push_back({{7, 1, uid}, &summaries[uid - 1], {}});
   ASSERT_TRUE(cache->put_batch(batch).ok());
-  ASSERT_TRUE(cache->put({7, 2, 1}, sample(1), {}).ok());
-  ASSERT_TRUE(cache->put({8, 1, 1}, sample(1), {}).ok());
-  ASSERT_TRUE(cache->put({6, 0xffffffff, 0xffffffff}, sample(1), {}).ok());
-  auto n = cache->remove_mailbox(7, 1);
+  ASSERT_TRUE(cache->put({"u", 7, 2, 1}, sample(1), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 8, 1, 1}, sample(1), {}).ok());
+  ASSERT_TRUE(cache->put({"u", 6, 0xffffffff, 0xffffffff}, sample(1), {}).ok());
+  auto n = cache->remove_mailbox("u", 7, 1);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 500u);
-  EXPECT_FALSE(cache->get({7, 1, 250})->has_value());
-  EXPECT_TRUE(cache->get({7, 2, 1})->has_value());
-  EXPECT_TRUE(cache->get({8, 1, 1})->has_value());
-  EXPECT_TRUE(cache->get({6, 0xffffffff, 0xffffffff})->has_value());
-  EXPECT_EQ(*cache->remove_mailbox(7, 1), 0u);
+  EXPECT_FALSE(cache->get({"u", 7, 1, 250})->has_value());
+  EXPECT_TRUE(cache->get({"u", 7, 2, 1})->has_value());
+  EXPECT_TRUE(cache->get({"u", 8, 1, 1})->has_value());
+  EXPECT_TRUE(cache->get({"u", 6, 0xffffffff, 0xffffffff})->has_value());
+  EXPECT_EQ(*cache->remove_mailbox("u", 7, 1), 0u);
 }
 
 TEST(HeaderCache, MapFullGrowsTheMapAndRetries) {
@@ -217,12 +241,12 @@ TEST(HeaderCache, MapFullGrowsTheMapAndRetries) {
   ASSERT_TRUE(put.ok()) << put.error().message;
   EXPECT_GT(cache->env().map_size(), initial);
   for (uint32_t uid = 1; uid <= 200; ++uid) {
-    auto got = cache->get({1, 1, uid});
+    auto got = cache->get({"u", 1, 1, uid});
     ASSERT_TRUE(got.ok() && got->has_value()) << uid;
     expect_same((*got)->summary, summaries[uid - 1]);
   }
   // Single puts keep growing it as needed.
-  for (uint32_t uid = 201; uid <= 400; ++uid) ASSERT_TRUE(cache->put({1, 1, uid}, sample(uid, 20000), {}).ok());
+  for (uint32_t uid = 201; uid <= 400; ++uid) ASSERT_TRUE(cache->put({"u", 1, 1, uid}, sample(uid, 20000), {}).ok());
 }
 
 TEST(HeaderCache, MapAtItsMaximumIsAnError) {
@@ -233,10 +257,10 @@ TEST(HeaderCache, MapAtItsMaximumIsAnError) {
   auto cache = HeaderCache::open(dir.path(), options);
   ASSERT_TRUE(cache.ok());
   Result<void> last;
-  for (uint32_t uid = 1; uid <= 100 && last.ok(); ++uid) last = (*cache)->put({1, 1, uid}, sample(uid, 8000), {});
+  for (uint32_t uid = 1; uid <= 100 && last.ok(); ++uid) last = (*cache)->put({"u", 1, 1, uid}, sample(uid, 8000), {});
   EXPECT_FALSE(last.ok());
   // The failed write left nothing half-done: earlier entries still read back.
-  EXPECT_TRUE((*cache)->get({1, 1, 1}).ok());
+  EXPECT_TRUE((*cache)->get({"u", 1, 1, 1}).ok());
 }
 
 TEST(LmdbTxn, NestedWriteTransactionIsRefusedAndAbortIsDefault) {
@@ -249,12 +273,12 @@ TEST(LmdbTxn, NestedWriteTransactionIsRefusedAndAbortIsDefault) {
     EXPECT_FALSE(inner.ok());
     unsigned dbi = 0;
     ASSERT_EQ(mdb_dbi_open(outer->get(), "headers", 0, &dbi), 0);
-    std::string k = encode_cache_key({2, 2, 2}), v = "x";
+    std::string k = *encode_cache_key({"u", 2, 2, 2}), v = "x";
     MDB_val kv{k.size(), k.data()}, vv{v.size(), v.data()};
     ASSERT_EQ(mdb_put(outer->get(), dbi, &kv, &vv, 0), 0);
     // not committed: destroyed here, which aborts
   }
-  EXPECT_FALSE(cache->get({2, 2, 2})->has_value());
+  EXPECT_FALSE(cache->get({"u", 2, 2, 2})->has_value());
   EXPECT_TRUE(LmdbTxn::begin(cache->env(), true).ok()) << "the writer slot was released";
 }
 
