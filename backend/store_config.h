@@ -8,9 +8,27 @@
 
 #include "common/net.h"
 #include "common/result.h"
+#include "common/tls.h"
+#include "directory/password.h"
 #include "directory/directory_config.h"
 
 namespace basalt::store {
+
+// A master user: logs in as any user of this shard with SASL PLAIN authzid = the user (how
+// basalt-proxy and Dovecot directors log in), accepted only from `trusted_networks`.
+struct MasterUser {
+  std::string name;
+  directory::StoredPassword password;
+};
+
+// One client-facing protocol listener (IMAP or POP3). Empty `listen_text` = off.
+struct ServiceConfig {
+  std::string listen_text;
+  SocketAddress listen;
+  unsigned max_connections = 5000;
+  unsigned idle_timeout_s = 1800;   // authenticated idle time (IMAP IDLE needs >= 30 minutes)
+  unsigned login_timeout_s = 60;    // time allowed before authentication
+};
 
 struct StoreConfig {
   std::string log_level = "info";
@@ -26,6 +44,17 @@ struct StoreConfig {
   unsigned lmtp_timeout_s = 300;   // idle / per-command timeout
   bool fsync = true;               // false only for tests
   directory::StatusRules status;   // status values meaning moving / disabled
+  ServiceConfig imap;              // [imap]
+  ServiceConfig pop3;              // [pop3]
+  unsigned io_threads = 4;         // [store] pool for spool reads and state writes of sessions
+  size_t max_append_size = 50u << 20;  // [imap] APPEND literal limit
+  // [auth]
+  std::vector<MasterUser> masters;
+  NetworkList trusted_networks;    // proxies: master logins, ID x-originating-ip, plaintext login
+  bool plaintext_auth = false;     // allow LOGIN/USER-PASS without TLS from untrusted networks
+  // [tls] (optional): STARTTLS / STLS are offered when set
+  bool tls_enabled = false;
+  TlsSettings tls;
   std::shared_ptr<const directory::UserTable> users;
 };
 

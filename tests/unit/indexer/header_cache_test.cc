@@ -213,7 +213,7 @@ TEST(HeaderCache, RemoveMailboxDeletesOnlyThatRange) {
   std::vector<MessageSummary> summaries;
   for (uint32_t uid = 1; uid <= 500; ++uid) summaries.push_back(sample(uid));
   std::vector<CacheEntry> batch;
-  for (uint32_t uid = 1; uid <= 500; ++uid) batch.push_back({{7, 1, uid}, &summaries[uid - 1], {}});
+  for (uint32_t uid = 1; uid <= 500; ++uid) batch.push_back({{"u", 7, 1, uid}, &summaries[uid - 1], {}});
   ASSERT_TRUE(cache->put_batch(batch).ok());
   ASSERT_TRUE(cache->put({"u", 7, 2, 1}, sample(1), {}).ok());
   ASSERT_TRUE(cache->put({"u", 8, 1, 1}, sample(1), {}).ok());
@@ -236,7 +236,7 @@ TEST(HeaderCache, MapFullGrowsTheMapAndRetries) {
   std::vector<MessageSummary> summaries;
   for (uint32_t uid = 1; uid <= 200; ++uid) summaries.push_back(sample(uid, 4000 + uid * 7));
   std::vector<CacheEntry> batch;
-  for (uint32_t uid = 1; uid <= 200; ++uid) batch.push_back({{1, 1, uid}, &summaries[uid - 1], {}});
+  for (uint32_t uid = 1; uid <= 200; ++uid) batch.push_back({{"u", 1, 1, uid}, &summaries[uid - 1], {}});
   auto put = cache->put_batch(batch);
   ASSERT_TRUE(put.ok()) << put.error().message;
   EXPECT_GT(cache->env().map_size(), initial);
