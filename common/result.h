@@ -10,6 +10,7 @@ namespace basalt {
 
 struct Error {
   std::string message;
+  int code = 0;  // optional, library-defined (e.g. store::HubErrc), for protocol response codes
 };
 
 template <class T>
@@ -50,5 +51,6 @@ class [[nodiscard]] Result<void> {
 };
 
 inline Error make_error(std::string message) { return Error{std::move(message)}; }
+inline Error make_error(std::string message, int code) { return Error{std::move(message), code}; }
 
 }  // namespace basalt

@@ -1,0 +1,220 @@
+// The store's in-process registry of users and open mailboxes: the one place where a
+// mailbox's state is read and written, so the IMAP sessions, POP3 sessions and LMTP
+// deliveries of one user see each other's changes and never write concurrently.
+//
+// Locking: one mutex per user guards the user's MailboxList and every MailboxState of that
+// user. It is held for metadata work (a state record and its fsync, the blob writes of an
+// append) and never while a body is read for a client or a reply is written.
+//
+// Threads: every call may touch the disk (the spool is often NFS), so event loops do not
+// call the hub directly: sessions run hub calls on the ThreadPool and post the result back
+// with LoopTasks, one call in flight per session (so a session's calls stay ordered). The
+// loop-safe exceptions: Mailbox::cached() (an LMDB read on local disk), the accessors marked
+// "immutable", and watch().
+//
+// Change notification: Mailbox::watch() registers a callback that runs on the writer's thread
+// after every committed change to that mailbox (append, flags, expunge); it must only post to
+// its loop. The session then asks changes_since() for what it has not seen yet.
+//
+// Mailbox names are stored as the client sent them (modified UTF-7 is the IMAP layer's
+// business); "INBOX" is case-insensitive. The hierarchy delimiter is '/'.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/mailbox_list.h"
+#include "backend/mailbox_state.h"
+#include "backend/spool.h"
+#include "common/result.h"
+#include "indexer/header_cache.h"
+
+namespace basalt::store {
+
+inline constexpr char kHierarchyDelimiter = '/';
+
+// Error::code values of hub errors, for the protocol layers' response codes.
+enum HubErrc : int {
+  kHubIo = 0,             // disk/spool failure: "NO [SERVERBUG]" / 451; logged by the hub
+  kHubNoSuchMailbox = 1,  // "NO [NONEXISTENT]"
+  kHubExists = 2,         // "NO [ALREADYEXISTS]"
+  kHubInvalidName = 3,    // "NO [CANNOT]" / BAD
+  kHubNotAllowed = 4,     // e.g. DELETE INBOX: "NO [CANNOT]"
+  kHubNoSuchMessage = 5,  // expunged meanwhile: "NO [EXPUNGEISSUED]"
+  kHubLimit = 6,          // UIDs exhausted, message too big: "NO [LIMIT]"
+};
+
+struct MailboxStatus {
+  uint32_t messages = 0;
+  uint32_t recent = 0;   // messages no session has claimed yet (see Mailbox::claim_recent)
+  uint32_t uidnext = 1;
+  uint32_t uidvalidity = 0;
+  uint32_t unseen = 0;   // messages without \Seen
+  uint64_t highest_modseq = 1;
+};
+
+// What changed since a mod-sequence (see Mailbox::changes_since).
+struct MailboxChanges {
+  uint64_t highest_modseq = 0;
+  uint32_t uidnext = 1;
+  // False when `since` is below the expunge history kept: `expunged` is then empty and the
+  // caller must compare its UIDs with `all_uids`, which is filled in that case only.
+  bool complete = true;
+  std::vector<uint32_t> expunged;      // ascending: expunged after `since`
+  std::vector<MessageMeta> changed;    // ascending UID: new or changed after `since` (still present)
+  std::vector<uint32_t> all_uids;      // only when !complete
+};
+
+// One message to append (APPEND, COPY, MOVE, LMTP delivery).
+struct AppendRequest {
+  std::string_view raw;            // the message as stored; must outlive the call
+  int64_t internal_date = 0;       // seconds since the epoch
+  int16_t tz_offset_minutes = 0;   // of the internal date ("+0200" = 120)
+  uint8_t flags = 0;               // kFlag* bits
+  std::vector<std::string> keywords;
+};
+
+struct AppendResult {
+  uint32_t uidvalidity = 0;
+  std::vector<uint32_t> uids;      // one per request, ascending
+  uint64_t modseq = 0;
+  bool cached = true;              // every header cache entry was written
+};
+
+// A mailbox opened by one or more sessions (shared; closed when the last handle goes).
+class Mailbox {
+ public:
+  // Immutable.
+  const std::string& user() const { return user_; }
+  MailboxId id() const { return id_; }
+  uint32_t uidvalidity() const { return uidvalidity_; }
+
+  // A consistent copy of the whole state (SELECT).
+  Result<StateSnapshot> snapshot() const;
+  // Messages with modseq > since and expunges after since.
+  Result<MailboxChanges> changes_since(uint64_t since) const;
+
+  // Durable blobs, then one state record, then header cache entries (a cache failure is
+  // logged and reported in `cached`, never an error: the cache is rebuilt from the spool).
+  // All or nothing: on error no UID of the batch is visible.
+  Result<AppendResult> append(std::span<const AppendRequest> messages);
+  // New absolute flags/keywords per UID (the caller computes +FLAGS/-FLAGS against its view).
+  // UIDs that no longer exist are skipped; returns the new modseq and the UIDs updated.
+  struct FlagsResult {
+    uint64_t modseq = 0;
+    std::vector<uint32_t> updated;
+  };
+  Result<FlagsResult> set_flags(std::span<const FlagUpdate> updates);
+  // Removes the messages (one state record), then their blobs and cache entries. UIDs that
+  // no longer exist are skipped; returns the UIDs expunged now.
+  Result<std::vector<uint32_t>> expunge(std::span<const uint32_t> uids);
+
+  // Blocking (thread pool only): the message's bytes from the spool (checksum verified).
+  // kHubNoSuchMessage when it was expunged meanwhile.
+  Result<std::string> read_message(uint32_t uid) const;
+  // Loop-safe: the header cache entry; nullopt when missing (the caller falls back to
+  // read_message on the pool and may re-cache with recache()).
+  Result<std::optional<index::CachedMessage>> cached(uint32_t uid) const;
+  // Blocking: summarizes `raw` and writes the cache entry (repairs a missing/corrupt entry).
+  Result<void> recache(uint32_t uid, std::string_view raw, int64_t internal_date) const;
+
+  // \Recent (RFC 3501 2.3.2): returns the UIDs in (previous claim, up_to] and records the claim,
+  // so only the first session to see a message gets it as \Recent. In memory only: after a
+  // restart nothing is recent.
+  std::pair<uint32_t, uint32_t> claim_recent(uint32_t up_to);
+
+  // Loop-safe. `wake` runs on the writer's thread after each committed change; it must only
+  // post to its loop. The watch ends when the returned handle is destroyed.
+  class Watch;
+  std::unique_ptr<Watch> watch(std::function<void()> wake);
+
+  Mailbox(const Mailbox&) = delete;
+  Mailbox& operator=(const Mailbox&) = delete;
+  ~Mailbox();
+
+ private:
+  friend class MailboxHub;
+  struct Watcher {
+    uint64_t id;
+    std::function<void()> wake;
+  };
+  Mailbox(MailboxHub& hub, std::shared_ptr<UserEntry> user_entry, std::string user, MailboxId id,
+          MailboxState state);
+  void notify();
+
+  MailboxHub& hub_;
+  std::shared_ptr<UserEntry> entry_;  // its mutex guards state_
+  const std::string user_;
+  const MailboxId id_;
+  const uint32_t uidvalidity_;
+  MailboxState state_;
+  uint32_t recent_claimed_ = 0;
+  mutable std::mutex watch_mu_;
+  std::vector<Watcher> watchers_;
+  uint64_t next_watch_ = 1;
+};
+
+class Mailbox::Watch {
+ public:
+  Watch(std::shared_ptr<Mailbox> box, uint64_t id) : box_(std::move(box)), id_(id) {}
+  ~Watch();
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+
+ private:
+  std::shared_ptr<Mailbox> box_;
+  uint64_t id_;
+};
+
+struct HubOptions {
+  Fsync fsync = Fsync::kOn;
+};
+
+class MailboxHub {
+ public:
+  // `cache` may be null. Both must outlive the hub.
+  MailboxHub(const Spool& spool, index::HeaderCache* cache, HubOptions options = {});
+
+  // Opens (and shares) a mailbox. INBOX is created on first use; other names must exist.
+  Result<std::shared_ptr<Mailbox>> open(std::string_view user, std::string_view name);
+
+  // The user's mailboxes (INBOX always listed: created if missing), sorted by name.
+  Result<std::vector<MailboxInfo>> list(std::string_view user);
+  Result<std::vector<std::string>> subscriptions(std::string_view user);
+  Result<MailboxInfo> create(std::string_view user, std::string_view name);
+  // DELETE: not INBOX; a mailbox with inferiors is removed but its inferiors stay (RFC 3501
+  // 6.3.4 \Noselect is not kept: the name simply disappears). Open handles keep working on
+  // their in-memory state until closed; their writes fail with kHubNoSuchMailbox.
+  Result<void> remove(std::string_view user, std::string_view name);
+  // RENAME with inferiors; INBOX moves its messages to `to` and a fresh INBOX is created.
+  Result<void> rename(std::string_view user, std::string_view from, std::string_view to);
+  Result<void> subscribe(std::string_view user, std::string_view name, bool on);
+  Result<MailboxStatus> status(std::string_view user, std::string_view name);
+
+  // LMTP: appends one message to INBOX (created on first delivery).
+  Result<AppendResult> deliver(std::string_view user, const AppendRequest& message);
+
+  const Spool& spool() const { return spool_; }
+  index::HeaderCache* cache() const { return cache_; }
+
+ private:
+  friend class Mailbox;
+  std::shared_ptr<UserEntry> user_entry(std::string_view user);
+  Result<std::shared_ptr<Mailbox>> open_locked(UserEntry& e, std::string_view user, std::string_view name);
+
+  const Spool& spool_;
+  index::HeaderCache* cache_;
+  HubOptions options_;
+  std::mutex users_mu_;
+  std::unordered_map<std::string, std::weak_ptr<UserEntry>> users_;
+};
+
+}  // namespace basalt::store
