@@ -46,40 +46,10 @@ status = "moving"
 MAX_SIZE = 2 * 1024 * 1024
 
 
-class Store(bc.Daemon):
-    name = "basalt-store"
-
+class Store(bc.Store):
     def __init__(self, workdir: Path, binary: Path) -> None:
-        super().__init__()
-        self.workdir = workdir
-        self.binary = str(binary)
-        self.port = bc.free_port()
-        self.config = workdir / "basalt-store.toml"
-        (workdir / "spool").mkdir(exist_ok=True)
-        (workdir / "users.toml").write_text(USERS)
-        self.config.write_text(f"""
-[log]
-level = "debug"
-[store]
-shard_name = "a"
-spool_root = "spool"
-index_root = "index"
-users_file = "users.toml"
-lmtp_listen = "127.0.0.1:{self.port}"
-max_message_size = {MAX_SIZE}
-lmtp_timeout_s = 30
-""")
-        self.cli("init")
-
-    def cli(self, *args: str) -> bytes:
-        r = subprocess.run([self.binary, "-c", str(self.config), *args], capture_output=True, timeout=60)
-        if r.returncode != 0:
-            raise AssertionError(f"basalt-store {args}: {r.stderr.decode(errors='replace')}")
-        return r.stdout
-
-    def start(self) -> None:
-        self._spawn([self.binary, "-c", str(self.config)], self.workdir / "store.log", self.workdir)
-        self._wait_ports([self.port])
+        super().__init__(workdir, binary, USERS, store_keys=f"max_message_size = {MAX_SIZE}\nlmtp_timeout_s = 30\n")
+        self.port = self.ports["lmtp"]
 
     def inbox(self, user: str) -> list[dict]:
         data = json.loads(self.cli("dump", user))
@@ -88,11 +58,6 @@ lmtp_timeout_s = 30
 
     def raw(self, user: str, uid: int) -> bytes:
         return self.cli("cat", user, str(uid))
-
-    def lmtp(self) -> smtplib.LMTP:
-        c = smtplib.LMTP("127.0.0.1", self.port, timeout=30)
-        c.ehlo_or_helo_if_needed()
-        return c
 
 
 @pytest.fixture

@@ -930,6 +930,70 @@ class Proxy(Daemon):
         self.signal(signal.SIGHUP)
 
 
+class Store(Daemon):
+    """basalt-store on 127.0.0.1 with its own spool and index root under `workdir`.
+
+    services: which listeners to configure and wait for ("lmtp", "imap", "pop3"); ports are
+    free ones picked now (self.ports[service]). users_toml: the [[user]] table file's text.
+    masters: {name: password} master users, accepted from 127.0.0.0/8 (trusted_networks).
+    extra: TOML appended to the config (more tables or keys of tables not written here).
+    """
+
+    name = "basalt-store"
+
+    def __init__(self, workdir: Path | str, binary: Path | str, users_toml: str, *, shard: str = "a",
+                 services: tuple[str, ...] = ("lmtp",), masters: dict[str, str] | None = None,
+                 store_keys: str = "", extra: str = "") -> None:
+        super().__init__()
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.binary = str(binary)
+        self.ports = {svc: free_port() for svc in services}
+        self.config = self.workdir / "basalt-store.toml"
+        (self.workdir / "spool").mkdir(exist_ok=True)
+        (self.workdir / "users.toml").write_text(users_toml)
+        lmtp = f'lmtp_listen = "{LOOPBACK}:{self.ports["lmtp"]}"\n' if "lmtp" in self.ports else ""
+        text = (f'[log]\nlevel = "debug"\n[store]\nshard_name = {_toml_str(shard)}\nspool_root = "spool"\n'
+                f'index_root = "index"\nusers_file = "users.toml"\n{lmtp}{store_keys}\n')
+        for svc in ("imap", "pop3"):
+            if svc in self.ports:
+                text += f'[{svc}]\nlisten = "{LOOPBACK}:{self.ports[svc]}"\n'
+        text += '[auth]\ntrusted_networks = ["127.0.0.0/8"]\n'
+        for name, password in (masters or {}).items():
+            text += f'[[auth.master]]\nname = {_toml_str(name)}\npassword = {_toml_str("{PLAIN}" + password)}\n'
+        self.config.write_text(text + extra)
+        self.cli("init")
+
+    def cli(self, *args: str) -> bytes:
+        r = subprocess.run([self.binary, "-c", str(self.config), *args], capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise ClusterError(f"basalt-store {args}: {r.stderr.decode(errors='replace')}")
+        return r.stdout
+
+    def start(self) -> None:
+        self._spawn([self.binary, "-c", str(self.config)], self.workdir / "store.log", self.workdir)
+        self._wait_ports(list(self.ports.values()))
+
+    def port(self, service: str) -> int:
+        return self.ports[service]
+
+    def lmtp(self):
+        import smtplib
+        c = smtplib.LMTP(LOOPBACK, self.ports["lmtp"], timeout=30)
+        c.ehlo_or_helo_if_needed()
+        return c
+
+    def imap(self, user: str, password: str) -> imaplib.IMAP4:
+        c = imaplib.IMAP4(LOOPBACK, self.ports["imap"], timeout=30)
+        c.login(user, password)
+        return c
+
+
+def find_store_binary(build_dir: Path | str) -> Path | None:
+    p = Path(build_dir) / "backend" / "basalt-store"
+    return p if p.exists() else None
+
+
 def _split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
