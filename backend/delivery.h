@@ -1,7 +1,8 @@
-// Final delivery of one message into a user's INBOX (the LMTP path; later also APPEND).
+// Final delivery of one message into a user's INBOX (the LMTP path), through the MailboxHub so
+// that open IMAP/POP3 sessions see it and writers of one mailbox are serialised.
 //
 // Order (docs/storage.md, "Ordering rules"): summarize; uid = state.uidnext(); spool
-// store_message (durable); state.append (durable); header_cache.put. A failure before the
+// store_message (durable); state.append (durable); header cache put. A failure before the
 // state record leaves at most an orphan blob at UID >= UIDNEXT (invisible, overwritten by the
 // next delivery), so the recipient gets a temporary failure and nothing is visible. Once the
 // state record is written the message is delivered: a header cache failure after that is
@@ -10,23 +11,17 @@
 //
 // The INBOX (list entry, directory, state) is created on first delivery.
 //
-// Thread-safety: deliver() may be called from any number of threads; deliveries to one user
-// are serialised by a per-user mutex (one writer per mailbox). Blocking disk I/O: call it from
-// a thread pool, never from an event loop.
+// Thread-safety: deliver() may be called from any number of threads. Blocking disk I/O: call
+// it from a thread pool, never from an event loop.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
-#include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
-#include "backend/spool.h"
+#include "backend/mailbox_hub.h"
 #include "common/result.h"
-#include "indexer/header_cache.h"
 
 namespace basalt::store {
 
@@ -37,33 +32,18 @@ struct Delivered {
   bool cached = false;  // the header cache entry was written
 };
 
-// Steps, for fault injection in tests.
-enum class DeliveryStep { kSummarize, kOpenInbox, kStoreBlob, kAppendState, kCacheHeaders };
-
-struct DelivererOptions {
-  Fsync fsync = Fsync::kOn;
-  // Tests: return an error to make that step fail.
-  std::function<Result<void>(DeliveryStep)> fault;
-};
+using DeliveryStep = AppendStep;
 
 class Deliverer {
  public:
-  // `cache` may be null (no header cache); both must outlive the Deliverer.
-  Deliverer(const Spool& spool, index::HeaderCache* cache, DelivererOptions options = {});
+  explicit Deliverer(MailboxHub& hub) : hub_(hub) {}
 
   Result<Delivered> deliver(std::string_view user, std::string_view message, int64_t internal_date);
 
   uint64_t cache_failures() const { return cache_failures_.load(); }
 
  private:
-  std::shared_ptr<std::mutex> user_mutex(std::string_view user);
-  Result<void> fault(DeliveryStep step) const;
-
-  const Spool& spool_;
-  index::HeaderCache* cache_;
-  DelivererOptions options_;
-  std::mutex map_mu_;
-  std::unordered_map<std::string, std::shared_ptr<std::mutex>> user_mu_;
+  MailboxHub& hub_;
   std::atomic<uint64_t> cache_failures_{0};
 };
 

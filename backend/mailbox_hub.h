@@ -39,6 +39,9 @@
 
 namespace basalt::store {
 
+class MailboxHub;
+struct UserEntry;  // per-user lock and open mailboxes (mailbox_hub.cc)
+
 inline constexpr char kHierarchyDelimiter = '/';
 
 // Error::code values of hub errors, for the protocol layers' response codes.
@@ -83,6 +86,7 @@ struct AppendRequest {
 };
 
 struct AppendResult {
+  MailboxId mailbox{};
   uint32_t uidvalidity = 0;
   std::vector<uint32_t> uids;      // one per request, ascending
   uint64_t modseq = 0;
@@ -90,7 +94,7 @@ struct AppendResult {
 };
 
 // A mailbox opened by one or more sessions (shared; closed when the last handle goes).
-class Mailbox {
+class Mailbox : public std::enable_shared_from_this<Mailbox> {
  public:
   // Immutable.
   const std::string& user() const { return user_; }
@@ -126,9 +130,9 @@ class Mailbox {
   // Blocking: summarizes `raw` and writes the cache entry (repairs a missing/corrupt entry).
   Result<void> recache(uint32_t uid, std::string_view raw, int64_t internal_date) const;
 
-  // \Recent (RFC 3501 2.3.2): returns the UIDs in (previous claim, up_to] and records the claim,
-  // so only the first session to see a message gets it as \Recent. In memory only: after a
-  // restart nothing is recent.
+  // \Recent (RFC 3501 2.3.2): returns the UID range (previous claim, up_to] (first, last) and
+  // records the claim, so only the first session to see a message gets it as \Recent. In
+  // memory only: after a restart every message is recent once more.
   std::pair<uint32_t, uint32_t> claim_recent(uint32_t up_to);
 
   // Loop-safe. `wake` runs on the writer's thread after each committed change; it must only
@@ -149,6 +153,8 @@ class Mailbox {
   Mailbox(MailboxHub& hub, std::shared_ptr<UserEntry> user_entry, std::string user, MailboxId id,
           MailboxState state);
   void notify();
+  Result<void> check_alive() const;  // under the user lock
+  index::CacheKey cache_key(uint32_t uid) const { return {user_, to_u64(id_), uidvalidity_, uid}; }
 
   MailboxHub& hub_;
   std::shared_ptr<UserEntry> entry_;  // its mutex guards state_
@@ -156,7 +162,7 @@ class Mailbox {
   const MailboxId id_;
   const uint32_t uidvalidity_;
   MailboxState state_;
-  uint32_t recent_claimed_ = 0;
+  bool removed_ = false;  // DELETEd while open (guarded by the user lock)
   mutable std::mutex watch_mu_;
   std::vector<Watcher> watchers_;
   uint64_t next_watch_ = 1;
@@ -174,8 +180,13 @@ class Mailbox::Watch {
   uint64_t id_;
 };
 
+// Steps of an append, for fault injection in tests.
+enum class AppendStep { kSummarize, kOpenInbox, kStoreBlob, kAppendState, kCacheHeaders };
+
 struct HubOptions {
   Fsync fsync = Fsync::kOn;
+  // Tests: return an error to make that step fail.
+  std::function<Result<void>(AppendStep)> fault;
 };
 
 class MailboxHub {
@@ -208,13 +219,20 @@ class MailboxHub {
  private:
   friend class Mailbox;
   std::shared_ptr<UserEntry> user_entry(std::string_view user);
-  Result<std::shared_ptr<Mailbox>> open_locked(UserEntry& e, std::string_view user, std::string_view name);
+  Result<std::shared_ptr<Mailbox>> open_locked(const std::shared_ptr<UserEntry>& e, std::string_view user,
+                                               std::string_view name);
+  Result<void> fault(AppendStep step) const { return options_.fault ? options_.fault(step) : Result<void>(); }
+  uint32_t& recent_floor(std::string_view user, MailboxId id);  // under recent_mu_
 
   const Spool& spool_;
   index::HeaderCache* cache_;
   HubOptions options_;
   std::mutex users_mu_;
   std::unordered_map<std::string, std::weak_ptr<UserEntry>> users_;
+  size_t sweep_at_ = 1024;  // drop expired user entries when the map grows past this
+  // \Recent claims per mailbox ("user\0id"), in memory only: after a restart all is recent once.
+  std::mutex recent_mu_;
+  std::unordered_map<std::string, uint32_t> recent_floor_;
 };
 
 }  // namespace basalt::store

@@ -69,7 +69,8 @@ int run(const StoreConfig& c) {
   if (!fd) throw std::runtime_error(fd.error().message);
   evthread_use_pthreads();
   CHandle<event_base, event_base_free> base{event_base_new()};
-  Deliverer deliverer(**spool, cache->get(), DelivererOptions{c.fsync ? Fsync::kOn : Fsync::kOff, {}});
+  MailboxHub hub(**spool, cache->get(), HubOptions{c.fsync ? Fsync::kOn : Fsync::kOff, {}});
+  Deliverer deliverer(hub);
   LmtpOptions options;
   options.max_message = c.max_message_size;
   options.max_connections = c.max_connections;

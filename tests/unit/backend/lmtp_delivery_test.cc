@@ -6,10 +6,12 @@
 #include <thread>
 
 #include "backend/delivery.h"
+#include "backend/mailbox_hub.h"
 #include "backend/mailbox_list.h"
 #include "backend/mailbox_state.h"
 #include "backend/spool.h"
 #include "indexer/header_cache.h"
+#include "spool_fixture.h"
 #include "test_util.h"
 
 namespace basalt::store {
@@ -21,19 +23,7 @@ const std::string kMessage =
     "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: hello\r\n"
     "Message-ID: <m1@example.org>\r\n\r\nbody line\r\n.dot line\r\n";
 
-struct Fixture {
-  TempDir tmp;
-  std::unique_ptr<Spool> spool;
-  std::unique_ptr<index::HeaderCache> cache;
-
-  Fixture() {
-    std::filesystem::create_directories(tmp.sub("spool"));
-    EXPECT_TRUE(Spool::initialize(tmp.sub("spool"), Fsync::kOff));
-    spool = std::move(Spool::open(tmp.sub("spool"), SpoolOptions{Fsync::kOff}).value());
-    index::LmdbEnv::Options o;
-    o.map_size = 16u << 20;
-    cache = std::move(index::HeaderCache::open(tmp.sub("index"), o).value());
-  }
+struct Fixture : testing::SpoolFixture {
   Result<MailboxState> inbox_state(const std::string& user) {
     auto list = MailboxList::open(*spool->user_dir(user));
     if (!list) return list.error();
@@ -45,7 +35,8 @@ struct Fixture {
 
 TEST(LmtpDelivery, DeliverWritesBlobStateAndCache) {
   Fixture f;
-  Deliverer d(*f.spool, f.cache.get(), DelivererOptions{Fsync::kOff, {}});
+  MailboxHub hub(*f.spool, f.cache.get(), HubOptions{Fsync::kOff, {}});
+  Deliverer d(hub);
   std::string msg = with_return_path("sender@example.net", kMessage);
   ASSERT_TRUE(msg.starts_with("Return-Path: <sender@example.net>\r\n"));
   auto first = d.deliver("bob", msg, 1700000000);
@@ -78,18 +69,20 @@ TEST(LmtpDelivery, FailureBeforeStateRecordLeavesNothingVisible) {
   for (DeliveryStep step : {DeliveryStep::kSummarize, DeliveryStep::kOpenInbox, DeliveryStep::kStoreBlob,
                             DeliveryStep::kAppendState}) {
     Fixture f;
-    DelivererOptions o{Fsync::kOff, [step](DeliveryStep s) -> Result<void> {
+    HubOptions o{Fsync::kOff, [step](DeliveryStep s) -> Result<void> {
                          if (s == step) return make_error("injected");
                          return {};
                        }};
-    Deliverer d(*f.spool, f.cache.get(), o);
+    MailboxHub hub(*f.spool, f.cache.get(), o);
+    Deliverer d(hub);
     EXPECT_FALSE(d.deliver("bob", kMessage, 1)) << static_cast<int>(step);
     auto state = f.inbox_state("bob");
     if (state) {
       EXPECT_TRUE(state->messages().empty()) << static_cast<int>(step);
     }
     // The next delivery works and takes UID 1 (an orphan blob is overwritten).
-    Deliverer ok(*f.spool, f.cache.get(), DelivererOptions{Fsync::kOff, {}});
+    MailboxHub ok_hub(*f.spool, f.cache.get(), HubOptions{Fsync::kOff, {}});
+    Deliverer ok(ok_hub);
     auto again = ok.deliver("bob", kMessage, 2);
     ASSERT_TRUE(again) << again.error().message;
     EXPECT_EQ(again->uid, 1u);
@@ -98,11 +91,12 @@ TEST(LmtpDelivery, FailureBeforeStateRecordLeavesNothingVisible) {
 
 TEST(LmtpDelivery, CacheFailureAfterStateIsStillDelivered) {
   Fixture f;
-  DelivererOptions o{Fsync::kOff, [](DeliveryStep s) -> Result<void> {
+  HubOptions o{Fsync::kOff, [](DeliveryStep s) -> Result<void> {
                        if (s == DeliveryStep::kCacheHeaders) return make_error("injected");
                        return {};
                      }};
-  Deliverer d(*f.spool, f.cache.get(), o);
+  MailboxHub hub(*f.spool, f.cache.get(), o);
+  Deliverer d(hub);
   auto r = d.deliver("bob", kMessage, 1);
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->cached);
@@ -114,7 +108,8 @@ TEST(LmtpDelivery, CacheFailureAfterStateIsStillDelivered) {
 // ignores permissions) -> the delivery fails and no state record exists.
 TEST(LmtpDelivery, ReadOnlySpoolDirectoryFailsWithoutStateRecord) {
   Fixture f;
-  Deliverer d(*f.spool, f.cache.get(), DelivererOptions{Fsync::kOff, {}});
+  MailboxHub hub(*f.spool, f.cache.get(), HubOptions{Fsync::kOff, {}});
+  Deliverer d(hub);
   auto first = d.deliver("bob", kMessage, 1);
   ASSERT_TRUE(first);
   std::string mdir = *f.spool->mailbox_dir("bob", first->mailbox);
@@ -126,7 +121,8 @@ TEST(LmtpDelivery, ReadOnlySpoolDirectoryFailsWithoutStateRecord) {
       [&]() -> std::string {
         auto spool = Spool::open(spool_root, SpoolOptions{Fsync::kOff});
         if (!spool) return "open: " + spool.error().message;
-        Deliverer child(**spool, nullptr, DelivererOptions{Fsync::kOff, {}});
+        MailboxHub hub(**spool, nullptr, HubOptions{Fsync::kOff, {}});
+        Deliverer child(hub);
         auto r = child.deliver("bob", kMessage, 2);
         if (r) return "delivery unexpectedly succeeded";
         if (r.error().message.find("store blob") == std::string::npos) return "wrong failure: " + r.error().message;
@@ -143,7 +139,8 @@ TEST(LmtpDelivery, ReadOnlySpoolDirectoryFailsWithoutStateRecord) {
 
 TEST(LmtpDelivery, ConcurrentDeliveriesToOneUserGetDistinctUids) {
   Fixture f;
-  Deliverer d(*f.spool, f.cache.get(), DelivererOptions{Fsync::kOff, {}});
+  MailboxHub hub(*f.spool, f.cache.get(), HubOptions{Fsync::kOff, {}});
+  Deliverer d(hub);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {

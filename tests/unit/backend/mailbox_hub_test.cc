@@ -1,0 +1,273 @@
+// MailboxHub: shared open mailboxes, change tracking, notification, mailbox management.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "backend/mailbox_hub.h"
+#include "backend/store_auth.h"
+#include "directory/file_directory.h"
+#include "spool_fixture.h"
+#include "test_util.h"
+
+namespace basalt::store {
+namespace {
+
+using testing::TempDir;
+
+const std::string kMessage = "From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
+
+struct Fixture : testing::SpoolFixture {
+  std::unique_ptr<MailboxHub> hub = std::make_unique<MailboxHub>(*spool, cache.get(), HubOptions{Fsync::kOff, {}});
+
+  std::shared_ptr<Mailbox> open(const std::string& user, const std::string& name = "INBOX") {
+    auto box = hub->open(user, name);
+    EXPECT_TRUE(box) << box.error().message;
+    return box ? *box : nullptr;
+  }
+};
+
+Result<AppendResult> append(Mailbox& box, std::string_view raw, uint8_t flags = 0) {
+  AppendRequest r;
+  r.raw = raw;
+  r.internal_date = 1700000000;
+  r.flags = flags;
+  return box.append(std::span<const AppendRequest>(&r, 1));
+}
+
+TEST(MailboxHub, OpenSharesOneMailboxAndCreatesInbox) {
+  Fixture f;
+  auto a = f.open("alice");
+  auto b = f.open("alice", "inbox");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a.get(), b.get());
+  auto missing = f.hub->open("alice", "Nope");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, kHubNoSuchMailbox);
+}
+
+TEST(MailboxHub, AppendIsSeenThroughChangesAndCache) {
+  Fixture f;
+  auto box = f.open("alice");
+  uint64_t seen = box->snapshot()->highest_modseq;
+  auto r = append(*box, kMessage, kFlagSeen);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->uids, std::vector<uint32_t>{1});
+  EXPECT_TRUE(r->cached);
+  auto ch = box->changes_since(seen);
+  ASSERT_TRUE(ch);
+  ASSERT_EQ(ch->changed.size(), 1u);
+  EXPECT_EQ(ch->changed[0].uid, 1u);
+  EXPECT_EQ(ch->changed[0].flags, kFlagSeen);
+  EXPECT_EQ(ch->uidnext, 2u);
+  auto cached = box->cached(1);
+  ASSERT_TRUE(cached && *cached);
+  EXPECT_NE((**cached).summary.header.find("Subject: hi"), std::string::npos);
+  const uint64_t before = f.spool->bytes_read();
+  EXPECT_EQ(*box->read_message(1), kMessage);
+  EXPECT_GT(f.spool->bytes_read(), before);
+}
+
+TEST(MailboxHub, FlagsAndExpungesAreReportedOnceAndSkipMissingUids) {
+  Fixture f;
+  auto box = f.open("alice");
+  ASSERT_TRUE(append(*box, kMessage));
+  ASSERT_TRUE(append(*box, kMessage));
+  uint64_t seen = box->snapshot()->highest_modseq;
+  FlagUpdate u{2, kFlagFlagged, {"$Work"}};
+  FlagUpdate gone{9, kFlagSeen, {}};
+  std::vector<FlagUpdate> ups{u, gone};
+  auto set = box->set_flags(ups);
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->updated, std::vector<uint32_t>{2});
+  std::vector<uint32_t> del{1, 1, 7};
+  auto ex = box->expunge(del);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(*ex, std::vector<uint32_t>{1});
+  auto ch = box->changes_since(seen);
+  ASSERT_TRUE(ch && ch->complete);
+  EXPECT_EQ(ch->expunged, std::vector<uint32_t>{1});
+  ASSERT_EQ(ch->changed.size(), 1u);
+  EXPECT_EQ(ch->changed[0].keywords, std::vector<std::string>{"$Work"});
+  auto read = box->read_message(1);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, kHubNoSuchMessage);
+  EXPECT_FALSE(*box->cached(1));  // cache entry removed with the message
+  auto none = box->changes_since(ch->highest_modseq);
+  EXPECT_TRUE(none->changed.empty() && none->expunged.empty());
+}
+
+TEST(MailboxHub, WatchersAreWokenByWritesFromOtherThreadsUntilTheWatchEnds) {
+  Fixture f;
+  auto box = f.open("alice");
+  std::atomic<int> wakes{0};
+  auto watch = box->watch([&] { wakes.fetch_add(1); });
+  std::thread writer([&] {
+    AppendRequest r{kMessage, 1, 0, 0, {}};
+    auto d = f.hub->deliver("alice", r);
+    EXPECT_TRUE(d);
+  });
+  writer.join();
+  EXPECT_EQ(wakes.load(), 1);
+  watch.reset();
+  ASSERT_TRUE(append(*box, kMessage));
+  EXPECT_EQ(wakes.load(), 1);
+}
+
+TEST(MailboxHub, RecentIsClaimedOnce) {
+  Fixture f;
+  auto box = f.open("alice");
+  ASSERT_TRUE(append(*box, kMessage));
+  ASSERT_TRUE(append(*box, kMessage));
+  EXPECT_EQ(f.hub->status("alice", "INBOX")->recent, 2u);
+  auto first = box->claim_recent(2);
+  EXPECT_EQ(first, (std::pair<uint32_t, uint32_t>{1, 2}));
+  auto second = box->claim_recent(2);
+  EXPECT_GT(second.first, second.second);  // empty range
+  EXPECT_EQ(f.hub->status("alice", "INBOX")->recent, 0u);
+}
+
+TEST(MailboxHub, StatusCountsUnseen) {
+  Fixture f;
+  auto box = f.open("alice");
+  ASSERT_TRUE(append(*box, kMessage, kFlagSeen));
+  ASSERT_TRUE(append(*box, kMessage));
+  auto st = f.hub->status("alice", "inbox");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->messages, 2u);
+  EXPECT_EQ(st->unseen, 1u);
+  EXPECT_EQ(st->uidnext, 3u);
+  EXPECT_EQ(st->uidvalidity, box->uidvalidity());
+  EXPECT_EQ(f.hub->status("alice", "Nope").error().code, kHubNoSuchMailbox);
+}
+
+TEST(MailboxHub, CreateDeleteRenameSubscribe) {
+  Fixture f;
+  ASSERT_TRUE(f.hub->create("alice", "Work"));
+  ASSERT_TRUE(f.hub->create("alice", "Work/2026"));
+  EXPECT_EQ(f.hub->create("alice", "Work").error().code, kHubExists);
+  EXPECT_EQ(f.hub->create("alice", "inbox").error().code, kHubExists);
+  EXPECT_EQ(f.hub->remove("alice", "INBOX").error().code, kHubNotAllowed);
+  EXPECT_EQ(f.hub->remove("alice", "Nope").error().code, kHubNoSuchMailbox);
+  auto work = f.open("alice", "Work");
+  ASSERT_TRUE(append(*work, kMessage));
+  ASSERT_TRUE(f.hub->rename("alice", "Work", "Jobs"));
+  EXPECT_EQ(f.hub->rename("alice", "Nope", "X").error().code, kHubNoSuchMailbox);
+  EXPECT_EQ(f.hub->rename("alice", "Jobs", "INBOX").error().code, kHubExists);
+  auto names = [&] {
+    std::vector<std::string> out;
+    auto listed = f.hub->list("alice");
+    for (const MailboxInfo& i : *listed) out.push_back(i.name);
+    return out;
+  };
+  EXPECT_EQ(names(), (std::vector<std::string>{"INBOX", "Jobs", "Jobs/2026"}));
+  // The renamed mailbox keeps its messages (and an open handle keeps working).
+  EXPECT_EQ(f.hub->status("alice", "Jobs")->messages, 1u);
+  ASSERT_TRUE(append(*work, kMessage));
+  EXPECT_EQ(f.hub->status("alice", "Jobs")->messages, 2u);
+  ASSERT_TRUE(f.hub->subscribe("alice", "Jobs", true));
+  EXPECT_EQ(*f.hub->subscriptions("alice"), std::vector<std::string>{"Jobs"});
+  ASSERT_TRUE(f.hub->subscribe("alice", "Jobs", false));
+  EXPECT_TRUE(f.hub->subscriptions("alice")->empty());
+  // DELETE: gone from the list, writes through an open handle fail, blobs and cache are gone.
+  ASSERT_TRUE(f.hub->remove("alice", "Jobs"));
+  EXPECT_EQ(names(), (std::vector<std::string>{"INBOX", "Jobs/2026"}));
+  auto late = append(*work, kMessage);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, kHubNoSuchMailbox);
+  EXPECT_FALSE(*work->cached(1));
+  ASSERT_TRUE(f.hub->create("alice", "Jobs"));  // a new mailbox, new UIDVALIDITY
+  EXPECT_NE(f.hub->status("alice", "Jobs")->uidvalidity, work->uidvalidity());
+}
+
+TEST(MailboxHub, RenameInboxMovesMessagesAndLeavesAnEmptyInbox) {
+  Fixture f;
+  auto inbox = f.open("alice");
+  ASSERT_TRUE(append(*inbox, kMessage));
+  inbox.reset();
+  ASSERT_TRUE(f.hub->rename("alice", "INBOX", "Old"));
+  EXPECT_EQ(f.hub->status("alice", "Old")->messages, 1u);
+  EXPECT_EQ(f.hub->status("alice", "INBOX")->messages, 0u);
+}
+
+TEST(MailboxHub, UsersAreIsolated) {
+  Fixture f;
+  auto a = f.open("alice");
+  auto b = f.open("bob");
+  ASSERT_TRUE(append(*a, kMessage));
+  ASSERT_TRUE(append(*b, "Subject: other\r\n\r\nx\r\n"));
+  EXPECT_EQ(a->id(), b->id());  // ids are per user...
+  EXPECT_NE((**a->cached(1)).summary.header, (**b->cached(1)).summary.header);  // ...cache keys are not
+  EXPECT_EQ(*b->read_message(1), "Subject: other\r\n\r\nx\r\n");
+}
+
+TEST(MailboxHub, ConcurrentAppendsFromManyThreadsGetDistinctUids) {
+  Fixture f;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        AppendRequest r{kMessage, 1, 0, 0, {}};
+        EXPECT_TRUE(f.hub->deliver("alice", r));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto snap = f.open("alice")->snapshot();
+  ASSERT_EQ(snap->messages.size(), 40u);
+  for (size_t i = 0; i < 40; ++i) EXPECT_EQ(snap->messages[i].uid, i + 1);
+}
+
+// ------------------------------------------------------------------------------ store_auth
+
+StoreConfig auth_config(const TempDir& tmp) {
+  testing::write_bytes(tmp.sub("users.toml"),
+                       "[[user]]\nname = \"alice\"\npassword = \"{PLAIN}pw\"\nshard = \"a\"\n"
+                       "[[user]]\nname = \"bob\"\npassword = \"{PLAIN}pw\"\nshard = \"b\"\n"
+                       "[[user]]\nname = \"erin\"\npassword = \"{PLAIN}pw\"\nshard = \"a\"\nstatus = \"moving\"\n"
+                       "[[user]]\nname = \"dan\"\npassword = \"{PLAIN}pw\"\nshard = \"a\"\nstatus = \"disabled\"\n");
+  StoreConfig c;
+  c.shard_name = "a";
+  c.users = directory::UserTable::load(tmp.sub("users.toml")).value();
+  c.trusted_networks = NetworkList::parse({"127.0.0.0/8"}).value();
+  c.masters.push_back({"proxy", directory::parse_stored_password("{PLAIN}master").value()});
+  return c;
+}
+
+LoginVerdict login(const StoreConfig& c, std::string_view zid, std::string_view cid, std::string_view pw,
+                   const char* peer = "127.0.0.1:5", bool tls = false) {
+  LoginRequest r{zid, cid, pw, parse_socket_address(peer).value(), tls};
+  return check_login(c, r).verdict;
+}
+
+TEST(StoreAuth, UsersMastersAndPlaintextRules) {
+  TempDir tmp;
+  StoreConfig c = auth_config(tmp);
+  EXPECT_EQ(login(c, "", "alice", "pw"), LoginVerdict::kOk);
+  EXPECT_EQ(login(c, "", "alice@example.org", "pw"), LoginVerdict::kOk);
+  EXPECT_EQ(login(c, "alice", "alice", "pw"), LoginVerdict::kOk);
+  EXPECT_EQ(login(c, "", "alice", "wrong"), LoginVerdict::kBadCredentials);
+  EXPECT_EQ(login(c, "", "nobody", "pw"), LoginVerdict::kBadCredentials);
+  EXPECT_EQ(login(c, "", "bob", "pw"), LoginVerdict::kNotHere);
+  EXPECT_EQ(login(c, "", "erin", "pw"), LoginVerdict::kMoving);
+  EXPECT_EQ(login(c, "", "dan", "pw"), LoginVerdict::kDisabled);
+  EXPECT_EQ(login(c, "", "dan", "wrong"), LoginVerdict::kBadCredentials);  // status only after the password
+  // Master users: only from trusted networks, only with the master's password.
+  LoginRequest r{"alice", "proxy", "master", parse_socket_address("127.0.0.1:5").value(), false};
+  LoginOutcome ok = check_login(c, r);
+  EXPECT_EQ(ok.verdict, LoginVerdict::kOk);
+  EXPECT_EQ(ok.user, "alice");
+  EXPECT_TRUE(ok.as_master);
+  EXPECT_EQ(login(c, "alice", "proxy", "wrong"), LoginVerdict::kBadCredentials);
+  EXPECT_EQ(login(c, "alice", "proxy", "master", "10.0.0.1:5", true), LoginVerdict::kBadCredentials);
+  EXPECT_EQ(login(c, "nobody", "proxy", "master"), LoginVerdict::kBadCredentials);
+  EXPECT_EQ(login(c, "alice", "bob", "pw"), LoginVerdict::kBadCredentials);  // a user is not a master
+  // Plaintext from an untrusted network needs TLS unless plaintext_auth.
+  EXPECT_EQ(login(c, "", "alice", "pw", "10.0.0.1:5"), LoginVerdict::kPrivacyRequired);
+  EXPECT_EQ(login(c, "", "alice", "pw", "10.0.0.1:5", true), LoginVerdict::kOk);
+  c.plaintext_auth = true;
+  EXPECT_EQ(login(c, "", "alice", "pw", "10.0.0.1:5"), LoginVerdict::kOk);
+}
+
+}  // namespace
+}  // namespace basalt::store
