@@ -3,7 +3,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include <charconv>
 #include <ctime>
@@ -15,16 +14,15 @@
 
 namespace basalt::store {
 
-class LmtpServer::Session {
+class LmtpServer::Session : public Connection {
  public:
   enum class State { kGreeted, kReady, kMail, kData, kDelivering, kClosing };
 
-  Session(LmtpServer& server, uint64_t id, bufferevent* bev, std::string peer)
-      : server_(server), id_(id), bev_(bev), peer_(std::move(peer)),
+  Session(LmtpServer& server, Listener& listener, uint64_t id, bufferevent* bev, const SocketAddress& peer)
+      : Connection(listener, id, bev, peer), server_(server), peer_text_(peer.to_string()),
         commands_(lmtp::Limits{1000, server.options_.max_message}) {}
-  ~Session() { bufferevent_free(bev_); }
 
-  void start();
+  void start() override;
   void on_delivered(std::vector<std::string> replies);
   void process();
 
@@ -54,9 +52,7 @@ class LmtpServer::Session {
   void close(const char* reason);
 
   LmtpServer& server_;
-  uint64_t id_;
-  bufferevent* bev_;
-  std::string peer_;
+  std::string peer_text_;
   State state_ = State::kGreeted;
   lmtp::CommandReader commands_;
   std::optional<lmtp::DataReader> data_;
@@ -73,11 +69,10 @@ constexpr size_t kMaxPendingOutput = 64 * 1024;
 
 void LmtpServer::Session::start() {
   bufferevent_setcb(bev_, on_read, on_write, on_event, this);
-  timeval tv{static_cast<time_t>(server_.options_.timeout.count()), 0};
-  bufferevent_set_timeouts(bev_, &tv, &tv);
+  set_timeouts(static_cast<unsigned>(server_.options_.timeout.count()));
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
   send("220 " + server_.options_.hostname + " LMTP Basalt ready\r\n");
-  log()->info("[L{}] ip={} action=connect", id_, peer_);
+  log()->info("[L{}] ip={} action=connect", id_, peer_text_);
 }
 
 void LmtpServer::Session::set_state(State next) {
@@ -86,10 +81,8 @@ void LmtpServer::Session::set_state(State next) {
 }
 
 void LmtpServer::Session::close(const char* reason) {
-  log()->info("[L{}] ip={} action=close reason={}", id_, peer_, reason);
-  bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
-  bufferevent_disable(bev_, EV_READ | EV_WRITE);
-  server_.close_session(id_);  // `this` is freed at the end of the loop iteration
+  log()->info("[L{}] ip={} action=close reason={}", id_, peer_text_, reason);
+  release();  // `this` is freed at the end of the loop iteration
 }
 
 void LmtpServer::Session::on_write(bufferevent* bev, void* arg) {
@@ -116,19 +109,10 @@ void LmtpServer::Session::on_event(bufferevent*, short what, void* arg) {
 // Feeds buffered input chunk by chunk until a delivery is running, the session closes, or
 // the input is used up.
 void LmtpServer::Session::process() {
-  evbuffer* in = bufferevent_get_input(bev_);
-  evbuffer* out = bufferevent_get_output(bev_);
-  while (state_ != State::kDelivering && state_ != State::kClosing && evbuffer_get_length(in) > 0) {
-    if (evbuffer_get_length(out) > kMaxPendingOutput) {
-      // A pipelining client that does not read its replies: stop reading until it does.
-      output_full_ = true;
-      bufferevent_disable(bev_, EV_READ);
-      return;
-    }
-    evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
-    size_t used = feed(std::string_view(static_cast<const char*>(v.iov_base), v.iov_len));
-    evbuffer_drain(in, used);
+  auto ready = [this] { return state_ != State::kDelivering && state_ != State::kClosing; };
+  if (drain_input(kMaxPendingOutput, ready, [this](std::string_view chunk) { return feed(chunk); })) {
+    output_full_ = true;  // until the client reads its replies
+    return;
   }
   if (state_ == State::kClosing) bufferevent_disable(bev_, EV_READ);
 }
@@ -271,15 +255,14 @@ void LmtpServer::Session::data_done() {
         replies.push_back("451 4.3.0 <" + r.address + "> local error, try again later\r\n");
       }
     }
-    server->tasks_.post([server, id, replies = std::move(replies)]() mutable {
-      if (Session* s = server->find(id)) s->on_delivered(std::move(replies));
-    });
+    return replies;
   };
-  if (!server_.pool_.post(std::move(job), 1024)) {
+  auto done = [](Session& s, std::vector<std::string> replies) { s.on_delivered(std::move(replies)); };
+  if (!listener_.offload<Session>(server_.pool_, id, std::move(job), done)) {
     // Answered from the loop (not from inside process(), which is still draining input).
     std::vector<std::string> replies(n, "451 4.3.0 Server busy, try again later\r\n");
-    server_.tasks_.post([server, id, replies = std::move(replies)]() mutable {
-      if (Session* s = server->find(id)) s->on_delivered(std::move(replies));
+    listener_.post(id, [replies = std::move(replies)](Connection& c) mutable {
+      static_cast<Session&>(c).on_delivered(std::move(replies));
     });
   }
 }
@@ -294,59 +277,12 @@ void LmtpServer::Session::on_delivered(std::vector<std::string> replies) {
 
 LmtpServer::LmtpServer(event_base* base, Deliverer& deliverer, ThreadPool& pool, RecipientPolicy policy,
                        LmtpOptions options)
-    : base_(base), deliverer_(deliverer), pool_(pool), policy_(std::move(policy)), options_(std::move(options)),
-      tasks_(base) {
-  reap_ = evtimer_new(base_, on_reap, this);
-}
+    : deliverer_(deliverer), pool_(pool), policy_(std::move(policy)), options_(std::move(options)),
+      listener_(base, ListenerOptions{"lmtp", options_.max_connections, "421 4.3.2 Too many connections\r\n", 1024},
+                [this](Listener& l, uint64_t id, bufferevent* bev, const SocketAddress& peer) {
+                  return std::make_unique<Session>(*this, l, id, bev, peer);
+                }) {}
 
-LmtpServer::~LmtpServer() {
-  if (listener_) evconnlistener_free(listener_);
-  if (reap_) event_free(reap_);
-}
-
-Result<void> LmtpServer::listen(evutil_socket_t listen_fd) {
-  listener_ = evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, listen_fd);
-  if (!listener_) return make_error("evconnlistener_new failed");
-  return {};
-}
-
-void LmtpServer::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
-  auto* self = static_cast<LmtpServer*>(arg);
-  std::string peer = SocketAddress::from(addr, static_cast<socklen_t>(len)).to_string();
-  if (self->sessions_.size() >= self->options_.max_connections) {
-    static constexpr std::string_view kBusy = "421 4.3.2 Too many connections\r\n";
-    [[maybe_unused]] auto n = ::send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    evutil_closesocket(fd);
-    log()->warn("connection from {} refused: too many connections", peer);
-    return;
-  }
-  evutil_make_socket_nonblocking(fd);
-  bufferevent* bev = bufferevent_socket_new(self->base_, fd, BEV_OPT_CLOSE_ON_FREE);
-  if (!bev) {
-    evutil_closesocket(fd);
-    return;
-  }
-  uint64_t id = self->next_id_++;
-  auto session = std::make_unique<Session>(*self, id, bev, std::move(peer));
-  Session* s = session.get();
-  self->sessions_.emplace(id, std::move(session));
-  s->start();
-}
-
-LmtpServer::Session* LmtpServer::find(uint64_t id) {
-  auto it = sessions_.find(id);
-  return it == sessions_.end() ? nullptr : it->second.get();
-}
-
-void LmtpServer::close_session(uint64_t id) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  closed_.push_back(std::move(it->second));
-  sessions_.erase(it);
-  timeval zero{0, 0};
-  evtimer_add(reap_, &zero);
-}
-
-void LmtpServer::on_reap(evutil_socket_t, short, void* arg) { static_cast<LmtpServer*>(arg)->closed_.clear(); }
+LmtpServer::~LmtpServer() = default;
 
 }  // namespace basalt::store

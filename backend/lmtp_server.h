@@ -16,17 +16,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "backend/delivery.h"
-#include "common/loop_tasks.h"
+#include "backend/listener.h"
 #include "common/result.h"
 #include "common/thread_pool.h"
 
 struct event_base;
-struct event;
-struct evconnlistener;
 
 namespace basalt::store {
 
@@ -53,29 +50,18 @@ class LmtpServer {
   LmtpServer(const LmtpServer&) = delete;
   LmtpServer& operator=(const LmtpServer&) = delete;
 
-  Result<void> listen(evutil_socket_t listen_fd);
-  size_t sessions() const { return sessions_.size(); }
+  Result<void> listen(evutil_socket_t listen_fd) { return listener_.listen(listen_fd); }
+  size_t sessions() const { return listener_.sessions(); }
 
   class Session;
 
  private:
   friend class Session;
-  static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-  static void on_reap(evutil_socket_t, short, void* arg);
-  void close_session(uint64_t id);
-  Session* find(uint64_t id);
-
-  event_base* base_;
   Deliverer& deliverer_;
   ThreadPool& pool_;
   RecipientPolicy policy_;
   LmtpOptions options_;
-  LoopTasks tasks_;
-  evconnlistener* listener_ = nullptr;
-  event* reap_ = nullptr;
-  uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
-  std::vector<std::unique_ptr<Session>> closed_;  // freed at the end of the loop iteration
+  Listener listener_;
 };
 
 }  // namespace basalt::store

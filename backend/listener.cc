@@ -1,0 +1,90 @@
+#include "backend/listener.h"
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+
+namespace basalt::store {
+
+Connection::Connection(Listener& listener, uint64_t id, bufferevent* bev, const SocketAddress& peer)
+    : listener_(listener), id_(id), bev_(bev), peer_(peer) {}
+
+Connection::~Connection() { bufferevent_free(bev_); }
+
+void Connection::set_timeouts(unsigned seconds) {
+  timeval tv{static_cast<time_t>(seconds), 0};
+  bufferevent_set_timeouts(bev_, seconds ? &tv : nullptr, seconds ? &tv : nullptr);
+}
+
+void Connection::release() {
+  bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  listener_.release(id_);
+}
+
+Listener::Listener(event_base* base, ListenerOptions options, Factory factory)
+    : base_(base), options_(std::move(options)), factory_(std::move(factory)), tasks_(base) {
+  reap_ = evtimer_new(base_, on_reap, this);
+}
+
+Listener::~Listener() {
+  if (listener_) evconnlistener_free(listener_);
+  if (reap_) event_free(reap_);
+}
+
+Result<void> Listener::listen(evutil_socket_t listen_fd) {
+  listener_ = evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, listen_fd);
+  if (!listener_) {
+    evutil_closesocket(listen_fd);
+    return make_error(options_.name + ": evconnlistener_new failed");
+  }
+  return {};
+}
+
+void Listener::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
+  auto* self = static_cast<Listener*>(arg);
+  SocketAddress peer = SocketAddress::from(addr, static_cast<socklen_t>(len));
+  if (self->sessions_.size() >= self->options_.max_connections) {
+    // Best effort and non-blocking: a refused client must not cost the loop anything.
+    const std::string& line = self->options_.refusal;
+    [[maybe_unused]] auto n = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    evutil_closesocket(fd);
+    logger("store")->warn("{}: connection from {} refused: too many connections", self->options_.name,
+                          peer.to_string());
+    return;
+  }
+  evutil_make_socket_nonblocking(fd);
+  bufferevent* bev = bufferevent_socket_new(self->base_, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (!bev) {
+    evutil_closesocket(fd);
+    return;
+  }
+  uint64_t id = self->next_id_++;
+  auto session = self->factory_(*self, id, bev, peer);
+  Connection* c = session.get();
+  self->sessions_.emplace(id, std::move(session));
+  c->start();
+}
+
+void Listener::post(uint64_t id, std::function<void(Connection&)> fn) {
+  tasks_.post([this, id, fn = std::move(fn)] {
+    auto it = sessions_.find(id);
+    if (it != sessions_.end()) fn(*it->second);
+  });
+}
+
+void Listener::release(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  closed_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  timeval zero{0, 0};
+  evtimer_add(reap_, &zero);
+}
+
+void Listener::on_reap(evutil_socket_t, short, void* arg) { static_cast<Listener*>(arg)->closed_.clear(); }
+
+}  // namespace basalt::store
