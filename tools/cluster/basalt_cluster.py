@@ -621,7 +621,53 @@ access to *
 # --------------------------------------------------------------------------- Dovecot
 
 
-class Dovecot(Daemon):
+class ShardClients:
+    """Client helpers for a shard (Dovecot or basalt-store): needs imap_port, lmtp_port,
+    master_user, master_password and users ({name: password})."""
+
+    def imap(self, user: str, password: str | None = None) -> imaplib.IMAP4:
+        """An imaplib connection logged in as user (own password by default)."""
+        conn = imaplib.IMAP4(LOOPBACK, self.imap_port, timeout=10)
+        conn.login(user, password if password is not None else self.users[user])
+        return conn
+
+    def imap_as_master(self, user: str) -> imaplib.IMAP4:
+        conn = imaplib.IMAP4(LOOPBACK, self.imap_port, timeout=10)
+        secret = f"{user}\0{self.master_user}\0{self.master_password}".encode()
+        conn.authenticate("PLAIN", lambda _: secret)
+        return conn
+
+    def deliver(self, user: str, message: bytes | str, mailbox: str = "INBOX",
+                sender: str = "sender@example.org") -> None:
+        """LMTP delivery (to mailbox via user+mailbox detail when not INBOX)."""
+        if isinstance(message, str):
+            message = message.encode()
+        if mailbox != "INBOX":
+            conn = self.imap_as_master(user)
+            try:
+                typ, data = conn.append(_quote_mailbox(mailbox), None, None, message)
+                if typ != "OK":
+                    raise ClusterError(f"APPEND to {mailbox} for {user}: {data}")
+            finally:
+                conn.logout()
+            return
+        with smtplib.LMTP(LOOPBACK, self.lmtp_port, timeout=10) as lmtp:
+            refused = lmtp.sendmail(sender, [user], message)
+            if refused:
+                raise ClusterError(f"LMTP refused {user}: {refused}")
+
+    def create_mailbox(self, user: str, name: str) -> None:
+        conn = self.imap_as_master(user)
+        try:
+            typ, data = conn.create(_quote_mailbox(name))
+            if typ != "OK" and b"exists" not in b" ".join(d or b"" for d in data).lower():
+                raise ClusterError(f"CREATE {name} for {user}: {data}")
+            conn.subscribe(_quote_mailbox(name))
+        finally:
+            conn.logout()
+
+
+class Dovecot(ShardClients, Daemon):
     """One Dovecot backend shard on 127.0.0.1: IMAP (and IMAPS with certs), POP3, LMTP.
 
     users: {user: password}. The master user logs in as any user with SASL PLAIN
@@ -817,49 +863,6 @@ service pop3 {{
         # a lookup in the same second as the previous one would still see the old file.
         time.sleep(1.1)
 
-    # clients
-
-    def imap(self, user: str, password: str | None = None) -> imaplib.IMAP4:
-        """An imaplib connection logged in as user (own password by default)."""
-        conn = imaplib.IMAP4(LOOPBACK, self.imap_port, timeout=10)
-        conn.login(user, password if password is not None else self.users[user])
-        return conn
-
-    def imap_as_master(self, user: str) -> imaplib.IMAP4:
-        conn = imaplib.IMAP4(LOOPBACK, self.imap_port, timeout=10)
-        secret = f"{user}\0{self.master_user}\0{self.master_password}".encode()
-        conn.authenticate("PLAIN", lambda _: secret)
-        return conn
-
-    def deliver(self, user: str, message: bytes | str, mailbox: str = "INBOX",
-                sender: str = "sender@example.org") -> None:
-        """LMTP delivery (to mailbox via user+mailbox detail when not INBOX)."""
-        if isinstance(message, str):
-            message = message.encode()
-        if mailbox != "INBOX":
-            conn = self.imap_as_master(user)
-            try:
-                typ, data = conn.append(_quote_mailbox(mailbox), None, None, message)
-                if typ != "OK":
-                    raise ClusterError(f"APPEND to {mailbox} for {user}: {data}")
-            finally:
-                conn.logout()
-            return
-        with smtplib.LMTP(LOOPBACK, self.lmtp_port, timeout=10) as lmtp:
-            refused = lmtp.sendmail(sender, [user], message)
-            if refused:
-                raise ClusterError(f"LMTP refused {user}: {refused}")
-
-    def create_mailbox(self, user: str, name: str) -> None:
-        conn = self.imap_as_master(user)
-        try:
-            typ, data = conn.create(_quote_mailbox(name))
-            if typ != "OK" and b"exists" not in b" ".join(d or b"" for d in data).lower():
-                raise ClusterError(f"CREATE {name} for {user}: {data}")
-            conn.subscribe(_quote_mailbox(name))
-        finally:
-            conn.logout()
-
 
 def _quote_mailbox(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -930,7 +933,7 @@ class Proxy(Daemon):
         self.signal(signal.SIGHUP)
 
 
-class Store(Daemon):
+class Store(ShardClients, Daemon):
     """basalt-store on 127.0.0.1 with its own spool and index root under `workdir`.
 
     services: which listeners to configure and wait for ("lmtp", "imap", "pop3"); ports are
@@ -963,6 +966,13 @@ class Store(Daemon):
             text += f'[[auth.master]]\nname = {_toml_str(name)}\npassword = {_toml_str("{PLAIN}" + password)}\n'
         self.config.write_text(text + extra)
         self.cli("init")
+        # What ShardClients and proxy_config expect of a shard.
+        self.shard = shard
+        self.imap_port = self.ports.get("imap")
+        self.pop3_port = self.ports.get("pop3")
+        self.lmtp_port = self.ports.get("lmtp")
+        self.master_user, self.master_password = next(iter((masters or {"": ""}).items()))
+        self.users: dict[str, str] = {}
 
     def cli(self, *args: str) -> bytes:
         r = subprocess.run([self.binary, "-c", str(self.config), *args], capture_output=True, timeout=60)
@@ -978,14 +988,8 @@ class Store(Daemon):
         return self.ports[service]
 
     def lmtp(self):
-        import smtplib
         c = smtplib.LMTP(LOOPBACK, self.ports["lmtp"], timeout=30)
         c.ehlo_or_helo_if_needed()
-        return c
-
-    def imap(self, user: str, password: str) -> imaplib.IMAP4:
-        c = imaplib.IMAP4(LOOPBACK, self.ports["imap"], timeout=30)
-        c.login(user, password)
         return c
 
 
@@ -1173,8 +1177,10 @@ class Cluster:
     def __init__(self, workdir: Path | str, binary_dir: Path | str | None = None,
                  n_users: int = 0, demo: bool = True, proxy_binary: Path | str | None = None,
                  ports: dict[str, int] | None = None, fixed_ports: bool = False,
-                 proxy_overrides: dict | None = None) -> None:
+                 proxy_overrides: dict | None = None, store_binary: Path | str | None = None) -> None:
+        """store_binary: run basalt-store shards (LMTP, IMAP, POP3) instead of Dovecot."""
         self.workdir = Path(workdir).resolve()
+        self.store_binary = Path(store_binary) if store_binary else None
         self.users = (list(DEMO_USERS) if demo else []) + bench_users(n_users)
         self.demo = demo
         self.proxy_binary = Path(proxy_binary) if proxy_binary else find_proxy_binary(binary_dir)
@@ -1184,7 +1190,7 @@ class Cluster:
         self.proxy_overrides = proxy_overrides or {}
         self.certs: dict | None = None
         self.slapd: Slapd | None = None
-        self.shards: dict[str, Dovecot] = {}
+        self.shards: dict[str, Dovecot | Store] = {}
         self.proxy: Proxy | None = None
 
     def start(self) -> None:
@@ -1204,29 +1210,42 @@ class Cluster:
         for name in ("a", "b"):
             users = {u["uid"]: u["password"] for u in self.users
                      if u.get("mail_host") == f"{name}.mail.test"}
-            shard = Dovecot(self.workdir / f"shard-{name}", name, users)
+            shard = self._make_shard(name, users)
             self.shards[name] = shard
             shard.start()
             if self.demo:
-                self._fill(shard)
+                self._fill(name, shard)
         if self.proxy_binary:
             text = proxy_config(self.slapd, self.shards, self.listener_ports, self.certs,
                                 **self.proxy_overrides)
             self.proxy = Proxy(self.workdir / "proxy", self.proxy_binary, text)
             self.proxy.start()
 
-    def _fill(self, shard: Dovecot) -> None:
-        only = f"Shard-{shard.name.upper()}-Only"
+    def _make_shard(self, name: str, users: dict[str, str]) -> Dovecot | Store:
+        if not self.store_binary:
+            return Dovecot(self.workdir / f"shard-{name}", name, users)
+        # Every store knows every user, so it can tell "not on this shard" from "unknown".
+        table = "".join(
+            f'[[user]]\nname = {_toml_str(u["uid"])}\npassword = {_toml_str(ssha(u["password"]))}\n'
+            f'shard = {_toml_str(u.get("mail_host", "").split(".")[0])}\nstatus = {_toml_str(u.get("status", "active"))}\n'
+            for u in self.users)
+        store = Store(self.workdir / f"shard-{name}", self.store_binary, table, shard=name,
+                      services=("lmtp", "imap", "pop3"), masters={"proxy": "master-" + secrets.token_hex(6)})
+        store.users = users
+        return store
+
+    def _fill(self, name: str, shard: Dovecot | Store) -> None:
+        only = f"Shard-{name.upper()}-Only"
         for user in DEMO_USERS:
             if user["uid"] not in shard.users:
                 continue
             uid = user["uid"]
             shard.create_mailbox(uid, only)
-            for i, subject in enumerate(["Welcome to Basalt", f"You live on shard {shard.name}",
+            for i, subject in enumerate(["Welcome to Basalt", f"You live on shard {name}",
                                          "Lunch on Friday?"]):
                 shard.deliver(uid, make_message(subject, f"Message {i + 1} for {uid}.\n",
                                                 to=f"{uid}@example.org"))
-            shard.deliver(uid, make_message(f"Filed on shard {shard.name}", to=f"{uid}@example.org"),
+            shard.deliver(uid, make_message(f"Filed on shard {name}", to=f"{uid}@example.org"),
                           mailbox=only)
 
     def stop(self) -> None:
@@ -1324,8 +1343,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
         shutil.rmtree(workdir)
     ports = {p: getattr(args, f"{p}_port") for p in DEMO_PORTS if getattr(args, f"{p}_port")}
+    store = None
+    if args.shards == "basalt":
+        store = args.store_binary or find_store_binary(args.build_dir)
+        if not store:
+            print(f"basalt-store not found in {args.build_dir}: build it, pass --store-binary, "
+                  f"or use --shards dovecot", file=sys.stderr)
+            return 1
     cluster = Cluster(workdir, binary_dir=args.build_dir, proxy_binary=args.proxy_binary,
-                      n_users=args.users, ports=ports, fixed_ports=True)
+                      n_users=args.users, ports=ports, fixed_ports=True, store_binary=store)
     stopping = []
 
     def on_signal(signum, frame):
@@ -1397,6 +1423,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--proxy-binary", help="path to basalt-proxy (default: look in --build-dir)")
     up.add_argument("--build-dir", default=os.environ.get("BASALT_BUILD_DIR", "build"))
     up.add_argument("--users", type=int, default=0, help="extra synthetic users (user00000...)")
+    up.add_argument("--shards", choices=("basalt", "dovecot"), default="dovecot",
+                    help="what runs the shards: basalt-store (default) or Dovecot")
+    up.add_argument("--store-binary", help="path to basalt-store (default: look in --build-dir)")
     for proto, port in DEMO_PORTS.items():
         up.add_argument(f"--{proto}-port", type=int, default=None,
                         help=f"proxy {proto} port (default {port}, a free one if taken)")
