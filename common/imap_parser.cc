@@ -27,21 +27,24 @@ constexpr const char* kTooDeep = "lists nested too deeply";
 constexpr const char* kUnterminatedList = "unterminated list";
 constexpr const char* kLineTooLong = "line too long";
 constexpr const char* kCommandTooLong = "command too long";
+constexpr const char* kUnterminatedSection = "unterminated section";
 
 // RFC 3501 number: an unsigned 32-bit value. Larger sizes are rejected, which also keeps the
 // digit accumulator from overflowing.
 constexpr uint64_t kMaxNumber = 4294967295u;
 
-enum : uint8_t { kAtomChar = 1, kAstringChar = 2, kTagChar = 4 };
+enum : uint8_t { kAtomChar = 1, kAstringChar = 2, kTagChar = 4, kServerAtomChar = 8 };
 
 // RFC 3501: ATOM-CHAR is any CHAR except atom-specials ("(" ")" "{" SP CTL "%" "*" DQUOTE "\"
-// "]"); ASTRING-CHAR adds "]"; a tag is ASTRING-CHARs except "+". A table keeps this per-byte
+// "]"); ASTRING-CHAR adds "]"; a tag is ASTRING-CHARs except "+". The server grammar's atoms
+// (sequence sets, list-mailbox) are ASTRING-CHARs plus "*" and "%". A table keeps this per-byte
 // test to one load.
 constexpr std::array<uint8_t, 256> make_char_classes() {
   std::array<uint8_t, 256> classes{};
   for (int c = 0x21; c < 0x7f; ++c) {
+    if (c == '%' || c == '*') classes[c] |= kServerAtomChar;
     if (c == '(' || c == ')' || c == '{' || c == '%' || c == '*' || c == '"' || c == '\\') continue;
-    classes[c] |= kAstringChar;
+    classes[c] |= kAstringChar | kServerAtomChar;
     if (c != ']') classes[c] |= kAtomChar;
     if (c != '+') classes[c] |= kTagChar;
   }
@@ -403,12 +406,51 @@ const char* CommandParser::parse_item(size_t& pos) {
     return parse_quoted(pos, items.back().text);
   }
   size_t start = pos;
-  while (pos < seg_.size() && has_class(seg_[pos], kAstringChar)) ++pos;
-  if (pos == start) return kSyntax;
+  if (const char* error = limits_.server_grammar ? scan_server_atom(pos) : scan_atom(pos)) return error;
   std::string_view atom(seg_.data() + start, pos - start);
   items.push_back(Arg{is_nil(atom) ? ArgKind::kNil : ArgKind::kAtom, std::string(atom), {}});
   want_sep_ = true;
   return nullptr;
+}
+
+const char* CommandParser::scan_atom(size_t& pos) {
+  size_t start = pos;
+  while (pos < seg_.size() && has_class(seg_[pos], kAstringChar)) ++pos;
+  return pos == start ? kSyntax : nullptr;
+}
+
+const char* CommandParser::scan_server_atom(size_t& pos) {
+  if (seg_[pos] == '\\') ++pos;  // a flag: "\" must be followed by an atom
+  size_t start = pos;
+  while (pos < seg_.size()) {
+    if (seg_[pos] == '[') {
+      if (const char* error = scan_section(pos)) return error;
+    } else if (has_class(seg_[pos], kServerAtomChar)) {
+      ++pos;
+    } else {
+      break;
+    }
+  }
+  return pos == start ? kSyntax : nullptr;
+}
+
+const char* CommandParser::scan_section(size_t& pos) {
+  std::string scratch;  // quoted strings stay verbatim in the atom; this only validates them
+  for (++pos; pos < seg_.size();) {
+    char c = seg_[pos];
+    if (c == ']') {
+      ++pos;
+      return nullptr;
+    }
+    if (c == '"') {
+      if (const char* error = parse_quoted(pos, scratch)) return error;
+    } else if (c == ' ' || c == '(' || c == ')' || has_class(c, kServerAtomChar)) {
+      ++pos;
+    } else {
+      return kSyntax;  // CTL, 8-bit, a backslash outside quotes or a literal's "{"
+    }
+  }
+  return kUnterminatedSection;
 }
 
 const char* CommandParser::parse_quoted(size_t& pos, std::string& out) {

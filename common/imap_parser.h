@@ -25,6 +25,12 @@ struct Limits {
   size_t max_literal = 65536;       // one synchronizing literal's payload
   size_t max_nonsync_literal = 4096;// LITERAL+ {n+} payload
   size_t max_command = 131072;      // total bytes of one command including literals
+  // The full client grammar a server needs (off for the proxy's pre-auth commands). Atoms may then
+  // hold "*" and "%" (sequence sets, LIST patterns) and start with "\" (flags), and a "[" in an
+  // atom opens a section running to its "]" that may hold SP, parentheses and quoted strings, all
+  // kept verbatim: `BODY.PEEK[HEADER.FIELDS (From "X-Y")]<0.100>` is one atom. A section cannot
+  // hold a literal; an unterminated one is a non-fatal error.
+  bool server_grammar = false;
 };
 
 enum class ArgKind { kAtom, kQuoted, kLiteral, kList, kNil };
@@ -104,6 +110,9 @@ class CommandParser {
   const char* parse_name(size_t& pos);
   const char* parse_args(size_t& pos);
   const char* parse_item(size_t& pos);
+  const char* scan_atom(size_t& pos);
+  const char* scan_server_atom(size_t& pos);
+  const char* scan_section(size_t& pos);
   const char* parse_quoted(size_t& pos, std::string& out);
   const char* parse_literal(size_t& pos);
   std::vector<Arg>& container();

@@ -30,6 +30,10 @@ Limits pick_limits(uint8_t selector) {
     limits.max_literal = (selector >> 1) % 24;
     limits.max_nonsync_literal = (selector >> 2) % 12;
     limits.max_command = 16 + (selector >> 3) % 64;
+  } else if (selector & 2) {  // the store's server grammar: "*", "%", flags, sections, deep lists
+    limits.server_grammar = true;
+    limits.max_args = 16;
+    limits.max_list_depth = 16;
   }
   return limits;
 }
@@ -56,7 +60,9 @@ void describe(const Arg& arg, const Limits& limits, size_t depth, std::string& o
   bytes += arg.text.size();
   switch (arg.kind) {
     case ArgKind::kAtom:
-      check(!arg.text.empty() && plain_text(arg.text) && arg.text.find(' ') == std::string::npos);
+      // Only a server-grammar section ("BODY[HEADER.FIELDS (A B)]") may hold a space.
+      check(!arg.text.empty() && plain_text(arg.text) &&
+            (arg.text.find(' ') == std::string::npos || (limits.server_grammar && arg.text.find('[') < arg.text.find(' '))));
       break;
     case ArgKind::kNil:
       check(arg.text.size() == 3);

@@ -403,9 +403,98 @@ std::vector<Case> line_limit_cases() {
   };
 }
 
+// The store's IMAP server: full client grammar, many arguments, deep SEARCH lists, big APPENDs.
+Limits server_limits() {
+  Limits l;
+  l.server_grammar = true;
+  l.max_args = 8;
+  l.max_list_depth = 16;
+  l.max_literal = 70000;
+  l.max_command = 100000;
+  return l;
+}
+
+// "@<size of prefix>": the offset just past `prefix`.
+std::string at(std::string_view prefix) { return std::to_string(prefix.size()); }
+
+std::string nested(size_t depth) { return n(depth, '(') + "a" + n(depth, ')'); }
+std::string nested_rendered(size_t depth) { return n(depth, '(') + "a\"a\"" + n(depth, ')'); }
+
+std::vector<Case> server_good_cases() {
+  Limits s = server_limits();
+  return {
+      {"server_seq_all", "A1 UID FETCH 1:* (FLAGS)\r\n", {R"(A1 UID a"FETCH" a"1:*" (a"FLAGS") @$)"}, s},
+      {"server_seq_set", "A1 FETCH 2,4:*,* FAST\r\n", {R"(A1 FETCH a"2,4:*,*" a"FAST" @$)"}, s},
+      {"server_list_star", "A1 LIST \"\" *\r\n", {R"(A1 LIST q"" a"*" @$)"}, s},
+      {"server_list_percent", "A1 LIST \"\" foo/%\r\n", {R"(A1 LIST q"" a"foo/%" @$)"}, s},
+      {"server_list_mixed", "A1 LIST ~/ a*b%c]\r\n", {R"(A1 LIST a"~/" a"a*b%c]" @$)"}, s},
+      {"server_flags_list", "A1 STORE 1 +FLAGS (\\Seen \\Deleted $Junk)\r\n",
+       {R"(A1 STORE a"1" a"+FLAGS" (a"\\Seen" a"\\Deleted" a"$Junk") @$)"}, s},
+      {"server_flag_atom", "A1 STORE 1 FLAGS.SILENT \\Seen\r\n", {R"(A1 STORE a"1" a"FLAGS.SILENT" a"\\Seen" @$)"}, s},
+      {"server_flag_star", "A1 X \\*\r\n", {R"(A1 X a"\\*" @$)"}, s},
+      {"server_flag_nil_is_atom", "A1 X \\NIL NIL\r\n", {R"(A1 X a"\\NIL" n"NIL" @$)"}, s},
+      {"server_section_empty", "A1 FETCH 1 BODY[]\r\n", {R"(A1 FETCH a"1" a"BODY[]" @$)"}, s},
+      {"server_section_fields", "A1 FETCH 1 BODY.PEEK[HEADER.FIELDS (From \"X-Y\")]<0.100>\r\n",
+       {R"(A1 FETCH a"1" a"BODY.PEEK[HEADER.FIELDS (From \"X-Y\")]<0.100>" @$)"}, s},
+      {"server_section_in_list", "A1 FETCH 1:3 (UID BODY.PEEK[1.2.MIME]<5.10> BODY[TEXT])\r\n",
+       {R"(A1 FETCH a"1:3" (a"UID" a"BODY.PEEK[1.2.MIME]<5.10>" a"BODY[TEXT]") @$)"}, s},
+      {"server_section_quoted_specials", "A1 FETCH 1 BODY[HEADER.FIELDS (\"a]\\\"b\" \"(\")]\r\n",
+       {R"(A1 FETCH a"1" a"BODY[HEADER.FIELDS (\"a]\\\"b\" \"(\")]" @$)"}, s},
+      {"server_section_nested_parens", "A1 FETCH 1 BODY[X ((a) ())]\r\n", {R"(A1 FETCH a"1" a"BODY[X ((a) ())]" @$)"}, s},
+      {"server_section_leading", "A1 SELECT [Gmail]/Sent\r\n", {R"(A1 SELECT a"[Gmail]/Sent" @$)"}, s},
+      {"server_section_twice", "A1 X a[b c]d[e]f\r\n", {R"(A1 X a"a[b c]d[e]f" @$)"}, s},
+      {"server_section_bracket_inside", "A1 X a[[b]\r\n", {R"(A1 X a"a[[b]" @$)"}, s},
+      {"server_search_nested", "A1 SEARCH (OR (A B) (C D)) UNSEEN\r\n",
+       {R"(A1 SEARCH (a"OR" (a"A" a"B") (a"C" a"D")) a"UNSEEN" @$)"}, s},
+      {"server_list_depth_at_limit", "A1 SEARCH " + nested(16) + "\r\n", {"A1 SEARCH " + nested_rendered(16) + " @$"}, s},
+      {"server_append_sync", "A1 APPEND INBOX (\\Seen) {5}\r\nhello\r\n",
+       {"+ @" + at("A1 APPEND INBOX (\\Seen) {5}\r\n"), R"(A1 APPEND a"INBOX" (a"\\Seen") l"hello" @$)"}, s},
+      {"server_append_nonsync", "A1 APPEND INBOX {5+}\r\nhello\r\n", {R"(A1 APPEND a"INBOX" l"hello" @$)"}, s},
+      {"server_append_big", "A1 APPEND INBOX {70000}\r\n" + n(70000, 'm') + "\r\n",
+       {"+ @" + at("A1 APPEND INBOX {70000}\r\n"), "A1 APPEND a\"INBOX\" l\"" + n(70000, 'm') + "\" @$"}, s},
+      {"server_literal_in_list", "A1 SEARCH (SUBJECT {3+}\r\nabc) ALL\r\n", {R"(A1 SEARCH (a"SUBJECT" l"abc") a"ALL" @$)"}, s},
+  };
+}
+
+std::vector<Case> server_error_cases() {
+  Limits s = server_limits();
+  return {
+      {"server_off_section_splits", "A1 FETCH 1 BODY[HEADER.FIELDS (From)]\r\n", {err("A1", "syntax error")}},
+      {"server_off_star", "A1 FETCH 1:* FAST\r\n", {err("A1", "syntax error")}},
+      {"server_backslash_alone", "A1 STORE 1 FLAGS \\ x\r\n", {err("A1", "syntax error")}, s},
+      {"server_backslash_at_end", "A1 STORE 1 FLAGS \\\r\n", {err("A1", "syntax error")}, s},
+      {"server_double_backslash", "A1 STORE 1 FLAGS \\\\Seen\r\n", {err("A1", "syntax error")}, s},
+      {"server_backslash_inside", "A1 STORE 1 FLAGS a\\b\r\n", {err("A1", "syntax error")}, s},
+      {"server_backslash_paren", "A1 STORE 1 FLAGS (\\(a))\r\n", {err("A1", "syntax error")}, s},
+      {"server_section_unterminated", "A1 FETCH 1 BODY[HEADER\r\nA2 NOOP\r\n",
+       {err("A1", "unterminated section", at("A1 FETCH 1 BODY[HEADER\r\n")), "A2 NOOP @$"}, s},
+      {"server_section_unterminated_at_end", "A1 FETCH 1 BODY[\r\n", {err("A1", "unterminated section")}, s},
+      {"server_section_literal_inside", "A1 FETCH 1 BODY[HEADER.FIELDS ({3+}\r\nabc)]\r\nA2 NOOP\r\n",
+       {err("A1", "syntax error", at("A1 FETCH 1 BODY[HEADER.FIELDS ({3+}\r\nabc)]\r\n")), "A2 NOOP @$"}, s},
+      {"server_section_sync_literal_inside", "A1 FETCH 1 BODY[HEADER.FIELDS ({3}\r\nA2 NOOP\r\n",
+       {err("A1", "syntax error", at("A1 FETCH 1 BODY[HEADER.FIELDS ({3}\r\n")), "A2 NOOP @$"}, s},
+      {"server_section_8bit", "A1 FETCH 1 BODY[\xc3\xa4]\r\n", {err("A1", "syntax error")}, s},
+      {"server_section_ctl", "A1 FETCH 1 BODY[a\tb]\r\n", {err("A1", "syntax error")}, s},
+      {"server_section_backslash", "A1 FETCH 1 BODY[a\\b]\r\n", {err("A1", "syntax error")}, s},
+      {"server_section_bad_escape", "A1 FETCH 1 BODY[(\"a\\nb\")]\r\n", {err("A1", "invalid escape in quoted string")}, s},
+      {"server_section_bad_quoted_char", "A1 FETCH 1 BODY[(\"a\x80\")]\r\n",
+       {err("A1", "invalid character in quoted string")}, s},
+      {"server_section_unterminated_quote", "A1 FETCH 1 BODY[(\"a)]\r\n", {err("A1", "unterminated quoted string")}, s},
+      {"server_section_then_quote", "A1 FETCH 1 BODY[]\"x\"\r\n", {err("A1", "syntax error")}, s},
+      {"server_section_then_paren", "A1 FETCH 1 BODY[](x)\r\n", {err("A1", "syntax error")}, s},
+      {"server_list_too_deep", "A1 SEARCH " + nested(17) + "\r\n", {err("A1", "lists nested too deeply")}, s},
+      {"server_args_over_limit", "A1 X a b c d e f g h i\r\n", {err("A1", "too many arguments")}, s},
+      {"server_literal_over_limit", "A1 APPEND INBOX {70001}\r\nA2 NOOP\r\n",
+       {err("A1", "literal too large", at("A1 APPEND INBOX {70001}\r\n")), "A2 NOOP @$"}, s},
+      {"server_tag_star_still_bad", "* NOOP\r\n", {err("", "invalid tag")}, s},
+      {"server_name_star_bad", "A1 FE*TCH\r\n", {err("A1", "invalid command name")}, s},
+  };
+}
+
 std::vector<Case> all_cases() {
   std::vector<Case> all;
-  for (auto* part : {good_cases, syntax_error_cases, literal_error_cases, line_limit_cases}) {
+  for (auto* part : {good_cases, syntax_error_cases, literal_error_cases, line_limit_cases, server_good_cases,
+                     server_error_cases}) {
     for (Case& c : part()) all.push_back(std::move(c));
   }
   return all;
@@ -586,7 +675,8 @@ TEST(ImapParserTest, ErrorsNeverEchoInput) {
       "empty command line", "invalid tag", "missing command name", "invalid command name", "syntax error",
       "invalid character in quoted string", "invalid escape in quoted string", "unterminated quoted string",
       "invalid literal", "literal too large", "too many arguments", "too many list items",
-      "lists nested too deeply", "unterminated list", "line too long", "command too long"};
+      "lists nested too deeply", "unterminated list", "line too long", "command too long",
+      "unterminated section"};
   for (const Case& c : all_cases()) {
     CommandParser parser(c.limits);
     std::string_view input = c.input;
@@ -626,19 +716,33 @@ TEST(ImapParserTest, DefaultListItemLimit) {
 }
 
 // Random token soup: whatever the input, every way of splitting it must give the same events.
-TEST(ImapParserTest, RandomInputsAreSplitInvariant) {
-  const std::vector<std::string> tokens = {
-      "A1", " ", "LOGIN", "ID", "\r\n", "\n", "\r", "{3}\r\n", "{2+}\r\n", "{0}\r\n", "{9+}\r\n", "{17}\r\n",
-      "(", ")", "\"", "\\", "NIL", "x", "]", "+", "*", std::string(1, '\0'), "\x80", "{", "}", "abcdefghijkl"};
+void check_split_invariance(const Limits& limits, const std::vector<std::string>& tokens) {
   std::mt19937 rng(20240601);
   for (int iteration = 0; iteration < 1500; ++iteration) {
     std::string input;
     size_t count = std::uniform_int_distribution<size_t>(1, 40)(rng);
     for (size_t i = 0; i < count; ++i) input += tokens[std::uniform_int_distribution<size_t>(0, tokens.size() - 1)(rng)];
-    std::vector<std::string> whole = run(small_limits(), input, {});
-    ASSERT_EQ(run(small_limits(), input, every_byte(input.size())), whole) << escape(input);
-    ASSERT_EQ(run(small_limits(), input, random_cuts(input.size(), iteration)), whole) << escape(input);
+    std::vector<std::string> whole = run(limits, input, {});
+    ASSERT_EQ(run(limits, input, every_byte(input.size())), whole) << escape(input);
+    ASSERT_EQ(run(limits, input, random_cuts(input.size(), iteration)), whole) << escape(input);
   }
+}
+
+TEST(ImapParserTest, RandomInputsAreSplitInvariant) {
+  const std::vector<std::string> tokens = {
+      "A1", " ", "LOGIN", "ID", "\r\n", "\n", "\r", "{3}\r\n", "{2+}\r\n", "{0}\r\n", "{9+}\r\n", "{17}\r\n",
+      "(", ")", "\"", "\\", "NIL", "x", "]", "+", "*", std::string(1, '\0'), "\x80", "{", "}", "abcdefghijkl"};
+  check_split_invariance(small_limits(), tokens);
+}
+
+TEST(ImapParserTest, RandomServerInputsAreSplitInvariant) {
+  const std::vector<std::string> tokens = {
+      "A1", " ", "FETCH", "BODY[", "]", "[", "<0.5>", "\r\n", "\n", "{3}\r\n", "{2+}\r\n", "(", ")", "\"",
+      "\\", "\\Seen", "1:*", "%", "*", "NIL", "x", std::string(1, '\0'), "\x80", "{", "HEADER.FIELDS (A \"b\")"};
+  Limits limits = small_limits();
+  limits.server_grammar = true;
+  limits.max_list_depth = 3;
+  check_split_invariance(limits, tokens);
 }
 
 // --- LineReader ----------------------------------------------------------------------------------
