@@ -1,5 +1,5 @@
-// basalt-store: the shard store. So far: LMTP delivery into the spool and the header cache.
-//   basalt-store -c CONF              run the LMTP server until SIGTERM/SIGINT
+// basalt-store: the shard store: LMTP delivery into the spool and the header cache, POP3.
+//   basalt-store -c CONF              run the LMTP and POP3 servers until SIGTERM/SIGINT
 //   basalt-store -c CONF init         make spool_root an initialized spool (idempotent)
 //   basalt-store -c CONF dump USER    the user's mailboxes, UIDs, sizes, ENVELOPEs as JSON
 //   basalt-store -c CONF cat USER UID the raw INBOX message (as stored, Return-Path included)
@@ -22,6 +22,7 @@
 #include "backend/lmtp_server.h"
 #include "backend/mailbox_list.h"
 #include "backend/mailbox_state.h"
+#include "backend/pop3_server.h"
 #include "backend/spool.h"
 #include "backend/store_config.h"
 #include "common/handles.h"
@@ -55,6 +56,14 @@ RecipientPolicy make_policy(const StoreConfig& c) {
   };
 }
 
+// A listening socket for a client service ([imap], [pop3]); -1 when the service is off.
+int listen_service(const ServiceConfig& service) {
+  if (service.listen_text.empty()) return -1;
+  auto fd = listen_tcp(service.listen, service.listen_text, 128);
+  if (!fd) throw std::runtime_error(fd.error().message);
+  return *fd;
+}
+
 void on_signal(evutil_socket_t sig, short, void* base) {
   logger("store")->info("signal {}: stopping", sig);
   event_base_loopexit(static_cast<event_base*>(base), nullptr);
@@ -67,6 +76,7 @@ int run(const StoreConfig& c) {
   if (!cache) throw std::runtime_error("header cache: " + cache.error().message);
   auto fd = listen_tcp(c.lmtp_listen, c.lmtp_listen_text, 128);
   if (!fd) throw std::runtime_error(fd.error().message);
+  int pop3_fd = listen_service(c.pop3);
   evthread_use_pthreads();
   CHandle<event_base, event_base_free> base{event_base_new()};
   MailboxHub hub(**spool, cache->get(), HubOptions{c.fsync ? Fsync::kOn : Fsync::kOff, {}});
@@ -78,14 +88,22 @@ int run(const StoreConfig& c) {
   auto pool = std::make_unique<ThreadPool>(c.delivery_threads);
   auto server = std::make_unique<LmtpServer>(base.get(), deliverer, *pool, make_policy(c), options);
   if (auto r = server->listen(*fd); !r) throw std::runtime_error(r.error().message);
+  auto io_pool = std::make_unique<ThreadPool>(c.io_threads);  // client sessions' hub calls
+  std::unique_ptr<Pop3Server> pop3;
+  if (pop3_fd >= 0) {
+    pop3 = std::make_unique<Pop3Server>(base.get(), c, hub, *io_pool);
+    if (auto r = pop3->listen(pop3_fd); !r) throw std::runtime_error(r.error().message);
+  }
   event* signals[] = {evsignal_new(base.get(), SIGTERM, on_signal, base.get()),
                       evsignal_new(base.get(), SIGINT, on_signal, base.get())};
   for (event* e : signals) evsignal_add(e, nullptr);
-  logger("store")->info("basalt-store shard={} lmtp={} spool={} users={}", c.shard_name, c.lmtp_listen_text,
-                        c.spool_root, c.users->size());
+  logger("store")->info("basalt-store shard={} lmtp={} pop3={} spool={} users={}", c.shard_name,
+                        c.lmtp_listen_text, c.pop3.listen_text, c.spool_root, c.users->size());
   event_base_dispatch(base.get());
   for (event* e : signals) event_free(e);
   pool.reset();  // finishes running deliveries; their replies are dropped with the loop
+  io_pool.reset();
+  pop3.reset();
   server.reset();
   logger("store")->info("basalt-store stopped");
   return 0;

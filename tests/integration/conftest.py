@@ -134,6 +134,15 @@ def proxy_binary(basalt_binary_dir) -> Path:
     return binary
 
 
+@pytest.fixture(scope="session")
+def store_binary(basalt_binary_dir) -> Path:
+    """Path to basalt-store; a failure (not a skip) when it has not been built."""
+    binary = bc.find_store_binary(basalt_binary_dir)
+    if binary is None:
+        pytest.fail(f"basalt-store not found under {basalt_binary_dir}", pytrace=False)
+    return binary
+
+
 @pytest.fixture
 def make_proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary, request):
     """Factory: make_proxy(listeners=("imap", "imaps", "pop3", "pop3s"), config=None,

@@ -61,10 +61,8 @@ class Store(bc.Store):
 
 
 @pytest.fixture
-def store(tmp_path, basalt_binary_dir):
-    binary = basalt_binary_dir / "backend" / "basalt-store"
-    assert binary.exists(), f"{binary} not built"
-    s = Store(tmp_path, binary)
+def store(tmp_path, store_binary):
+    s = Store(tmp_path, store_binary)
     s.start()
     yield s
     s.stop()
