@@ -1,8 +1,10 @@
 #include "backend/listener.h"
 
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include "common/log.h"
@@ -10,9 +12,30 @@
 namespace basalt::store {
 
 Connection::Connection(Listener& listener, uint64_t id, bufferevent* bev, const SocketAddress& peer)
-    : listener_(listener), id_(id), bev_(bev), peer_(peer) {}
+    : listener_(listener), id_(id), fd_(bufferevent_getfd(bev)), bev_(bev), peer_(peer) {}
 
-Connection::~Connection() { bufferevent_free(bev_); }
+Connection::~Connection() {
+  bufferevent_free(bev_);
+  if (!tls_) evutil_closesocket(fd_);
+}
+
+bool Connection::start_tls(ssl_ctx_st* ctx) {
+  SSL* ssl = SSL_new(ctx);
+  if (!ssl) return false;
+  bufferevent_free(bev_);  // plaintext: leaves the socket open
+  // A socket-level TLS bufferevent (not a filter): its output buffer is the one the client
+  // drains, so output caps and watermarks keep their meaning. It owns the socket from here.
+  bev_ = bufferevent_openssl_socket_new(listener_.base(), fd_, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  tls_ = true;
+  if (!bev_) {
+    SSL_free(ssl);
+    evutil_closesocket(fd_);
+    bev_ = bufferevent_socket_new(listener_.base(), -1, 0);  // the destructor frees a bufferevent
+    return false;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+  return true;
+}
 
 void Connection::set_timeouts(unsigned seconds) {
   timeval tv{static_cast<time_t>(seconds), 0};
@@ -57,7 +80,8 @@ void Listener::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, in
     return;
   }
   evutil_make_socket_nonblocking(fd);
-  bufferevent* bev = bufferevent_socket_new(self->base_, fd, BEV_OPT_CLOSE_ON_FREE);
+  // Without CLOSE_ON_FREE: STARTTLS swaps the bufferevent for a TLS one on the same socket.
+  bufferevent* bev = bufferevent_socket_new(self->base_, fd, 0);
   if (!bev) {
     evutil_closesocket(fd);
     return;

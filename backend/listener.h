@@ -30,12 +30,13 @@ struct event_base;
 struct event;
 struct bufferevent;
 struct evconnlistener;
+struct ssl_ctx_st;
 
 namespace basalt::store {
 
 class Listener;
 
-// One accepted client connection; owns its bufferevent.
+// One accepted client connection; owns its socket and bufferevent.
 class Connection {
  public:
   Connection(Listener& listener, uint64_t id, bufferevent* bev, const SocketAddress& peer);
@@ -51,6 +52,11 @@ class Connection {
   void set_timeouts(unsigned seconds);
   // Stops all callbacks; the session is deleted at the end of this loop iteration.
   void release();
+  // STARTTLS / STLS, once the "go ahead" reply has been flushed: replaces the plaintext
+  // bufferevent with a server-side TLS one on the same socket. The session then sets its
+  // callbacks, timeouts and watermarks again. False when TLS cannot start (close then).
+  bool start_tls(ssl_ctx_st* ctx);
+  bool tls_active() const { return tls_; }
   // Hands buffered input to `feed(chunk) -> bytes used` while `ready()` holds. Returns true
   // when it stopped reading because the client has more than `max_output` bytes of replies
   // unread (a pipelining client that does not read): re-enable EV_READ from the write callback.
@@ -59,8 +65,10 @@ class Connection {
 
   Listener& listener_;
   const uint64_t id_;
-  bufferevent* const bev_;
+  const evutil_socket_t fd_;
+  bufferevent* bev_;  // plaintext (does not close fd_), then the TLS one (closes it)
   const SocketAddress peer_;
+  bool tls_ = false;
 };
 
 struct ListenerOptions {

@@ -26,6 +26,7 @@
 #include "backend/spool.h"
 #include "backend/store_config.h"
 #include "common/handles.h"
+#include "common/tls.h"
 #include "common/log.h"
 #include "directory/file_directory.h"
 
@@ -88,10 +89,16 @@ int run(const StoreConfig& c) {
   auto pool = std::make_unique<ThreadPool>(c.delivery_threads);
   auto server = std::make_unique<LmtpServer>(base.get(), deliverer, *pool, make_policy(c), options);
   if (auto r = server->listen(*fd); !r) throw std::runtime_error(r.error().message);
+  SslCtxPtr tls;  // STARTTLS / STLS
+  if (c.tls_enabled) {
+    auto ctx = make_server_tls_context(c.tls);
+    if (!ctx) throw std::runtime_error("tls: " + ctx.error().message);
+    tls = std::move(*ctx);
+  }
   auto io_pool = std::make_unique<ThreadPool>(c.io_threads);  // client sessions' hub calls
   std::unique_ptr<Pop3Server> pop3;
   if (pop3_fd >= 0) {
-    pop3 = std::make_unique<Pop3Server>(base.get(), c, hub, *io_pool);
+    pop3 = std::make_unique<Pop3Server>(base.get(), c, hub, *io_pool, tls.get());
     if (auto r = pop3->listen(pop3_fd); !r) throw std::runtime_error(r.error().message);
   }
   event* signals[] = {evsignal_new(base.get(), SIGTERM, on_signal, base.get()),

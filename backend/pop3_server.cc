@@ -2,7 +2,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include <optional>
 
@@ -66,7 +68,7 @@ LoginResult run_login(const StoreConfig& config, MailboxHub& hub, const LoginReq
 
 class Pop3Server::Session : public Connection {
  public:
-  enum class State { kAuthorization, kSaslResponse, kTransaction, kUpdate, kClosing };
+  enum class State { kAuthorization, kSaslResponse, kTlsStarting, kTransaction, kUpdate, kClosing };
 
   Session(Pop3Server& server, Listener& listener, uint64_t id, bufferevent* bev, const SocketAddress& peer)
       : Connection(listener, id, bev, peer), server_(server),
@@ -91,6 +93,8 @@ class Pop3Server::Session : public Connection {
   static void on_delay(evutil_socket_t, short, void* arg);
   static void on_login_deadline(evutil_socket_t, short, void* arg);
 
+  void install();  // callbacks, watermarks and timeouts of the current bufferevent
+
   // Input. process() runs only from loop callbacks, never from a command handler.
   void process();
   size_t feed(std::string_view chunk);
@@ -107,6 +111,8 @@ class Pop3Server::Session : public Connection {
   void sasl_response();
   void sasl_plain(std::string& response);
   void xclient(const pop3::Command& cmd);
+  void stls(const pop3::Command& cmd);
+  void switch_to_tls();
   void login(std::string authzid, std::string authcid, std::string& password);
   void logged_in(LoginResult r);
   void login_failed(const char* text);
@@ -173,16 +179,20 @@ void Pop3Server::Session::start() {
   delay_ = evtimer_new(listener_.base(), on_delay, this);
   login_deadline_ = evtimer_new(listener_.base(), on_login_deadline, this);
   trusted_ = is_trusted_peer(server_.config_, peer_);
-  bufferevent_setcb(bev_, on_read, on_write, on_event, this);
-  bufferevent_setwatermark(bev_, EV_READ, 0, kMaxInput);
-  unsigned login_timeout = server_.config_.pop3.login_timeout_s;
-  set_timeouts(login_timeout);
-  timeval tv{static_cast<time_t>(login_timeout), 0};
-  if (login_timeout) evtimer_add(login_deadline_, &tv);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  timeval tv{static_cast<time_t>(server_.config_.pop3.login_timeout_s), 0};
+  evtimer_add(login_deadline_, &tv);
+  install();
   log()->info("[P{}] ip={} action=connect trusted={}", id_, client_, trusted_);
   // basalt-proxy and Dovecot's proxies send XCLIENT when the greeting offers it.
   reply(trusted_ ? "+OK [XCLIENT] basalt-store ready." : "+OK basalt-store ready.");
+}
+
+void Pop3Server::Session::install() {
+  bufferevent_setcb(bev_, on_read, on_write, on_event, this);
+  bufferevent_setwatermark(bev_, EV_READ, 0, kMaxInput);
+  bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
+  set_timeouts(server_.config_.pop3.login_timeout_s);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
 }
 
 void Pop3Server::Session::set_state(State next) {
@@ -193,10 +203,14 @@ void Pop3Server::Session::set_state(State next) {
 // ---- input
 
 void Pop3Server::Session::process() {
-  auto ready = [this] { return !busy_ && state_ != State::kClosing; };
+  auto ready = [this] { return !busy_ && state_ != State::kClosing && state_ != State::kTlsStarting; };
   if (drain_input(kMaxPendingOutput, ready, [this](std::string_view chunk) { return feed(chunk); })) {
     output_full_ = true;  // until the client reads its replies
   }
+  if (state_ != State::kTlsStarting) return;
+  // RFC 2595 / STYLE: bytes behind STLS were sent in plaintext to be read as if protected.
+  if (evbuffer_get_length(bufferevent_get_input(bev_)) > 0) return close_after_flush("plaintext pipelined after STLS");
+  if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) switch_to_tls();
 }
 
 size_t Pop3Server::Session::feed(std::string_view chunk) {
@@ -254,6 +268,7 @@ void Pop3Server::Session::authorization_command(pop3::Command& cmd) {
   if (name == "PASS") return pass(cmd);
   if (name == "AUTH") return auth(cmd);
   if (name == "XCLIENT") return xclient(cmd);
+  if (name == "STLS") return stls(cmd);
   for (const char* later : {"STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "RSET", "NOOP"}) {
     if (name == later) return bad("Not logged in.");
   }
@@ -287,6 +302,7 @@ void Pop3Server::Session::capa() {
   std::string text =
       "+OK Capability list follows\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
   if (state_ == State::kAuthorization) text += "USER\r\nSASL PLAIN\r\n";
+  if (state_ == State::kAuthorization && server_.tls_ && !tls_active()) text += "STLS\r\n";
   send(text + "IMPLEMENTATION basalt-store\r\n.\r\n");
 }
 
@@ -352,15 +368,32 @@ void Pop3Server::Session::xclient(const pop3::Command& cmd) {
   reply("+OK");
 }
 
+void Pop3Server::Session::stls(const pop3::Command& cmd) {
+  if (!check_args(cmd, 0, 0, "STLS takes no arguments.")) return;
+  if (tls_active()) return bad("TLS is already active.");
+  if (!server_.tls_) return bad("TLS is not configured.");
+  reply("+OK Begin TLS negotiation now.");
+  set_state(State::kTlsStarting);  // process() switches once the reply has left
+  bufferevent_disable(bev_, EV_READ);  // the ClientHello stays in the socket for the TLS bufferevent
+}
+
+void Pop3Server::Session::switch_to_tls() {
+  if (!start_tls(server_.tls_)) return close("cannot start TLS");
+  install();
+  parser_.reset();
+  pending_user_.clear();  // RFC 2595 4: forget what was said before TLS
+  set_state(State::kAuthorization);
+}
+
 void Pop3Server::Session::login(std::string authzid, std::string authcid, std::string& password) {
   // One buffer, wiped on the pool right after the check (moves of short strings would copy).
   auto secret = std::make_shared<std::string>(password);
   sasl::wipe(password);
   const StoreConfig* config = &server_.config_;
   MailboxHub* hub = &server_.hub_;
-  auto work = [config, hub, secret, authzid = std::move(authzid), authcid = std::move(authcid),
-               peer = peer_] {
-    LoginResult r = run_login(*config, *hub, LoginRequest{authzid, authcid, *secret, peer, false});
+  auto work = [config, hub, secret, authzid = std::move(authzid), authcid = std::move(authcid), peer = peer_,
+               tls = tls_active()] {
+    LoginResult r = run_login(*config, *hub, LoginRequest{authzid, authcid, *secret, peer, tls});
     sasl::wipe(*secret);
     return r;
   };
@@ -602,9 +635,11 @@ void Pop3Server::Session::bad(std::string_view text) {
 }
 
 void Pop3Server::Session::writable() {
-  if (state_ == State::kClosing) {
-    if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) close(close_reason_);
-    return;
+  bool flushed = evbuffer_get_length(bufferevent_get_output(bev_)) == 0;
+  if (state_ == State::kClosing || state_ == State::kTlsStarting) {
+    if (!flushed) return;
+    if (state_ == State::kClosing) return close(close_reason_);
+    return switch_to_tls();
   }
   if (stream_) {
     pump();
@@ -620,10 +655,16 @@ void Pop3Server::Session::writable() {
 
 void Pop3Server::Session::on_event(bufferevent*, short what, void* arg) {
   auto* self = static_cast<Session*>(arg);
+  if (what & BEV_EVENT_CONNECTED) return;  // the TLS handshake after STLS is done
   if (self->state_ == State::kClosing) return self->close(self->close_reason_);
   if (what & BEV_EVENT_TIMEOUT) {
     self->reply("-ERR Disconnected for inactivity.");
     return self->close_after_flush("idle timeout");
+  }
+  if ((what & BEV_EVENT_ERROR) && self->tls_active()) {
+    unsigned long e = bufferevent_get_openssl_error(self->bev_);
+    const char* why = e ? ERR_reason_error_string(e) : nullptr;
+    log()->info("[P{}] ip={} action=tls error={}", self->id_, self->client_, why ? why : "connection reset");
   }
   self->close((what & BEV_EVENT_EOF) ? "eof" : "connection error");
 }
@@ -649,8 +690,8 @@ void Pop3Server::Session::close(const char* reason) {
 }
 
 Pop3Server::Pop3Server(event_base* base, const StoreConfig& config, MailboxHub& hub, ThreadPool& pool,
-                       Pop3Options options)
-    : config_(config), hub_(hub), pool_(pool), options_(options),
+                       ssl_ctx_st* tls, Pop3Options options)
+    : config_(config), hub_(hub), pool_(pool), tls_(tls), options_(options),
       listener_(base, ListenerOptions{"pop3", config.pop3.max_connections,
                                       "-ERR [SYS/TEMP] Too many connections, try again later.\r\n", 4096},
                 [this](Listener& l, uint64_t id, bufferevent* bev, const SocketAddress& peer) {

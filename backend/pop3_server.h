@@ -15,6 +15,8 @@
 //   refilling the output only as the client drains it.
 // - Trusted peers (the proxies) see "[XCLIENT]" in the greeting and may send
 //   XCLIENT ADDR=... PORT=... before logging in; the address is then the one logged.
+// - STLS (RFC 2595) when [tls] is configured; plaintext pipelined behind STLS closes the
+//   session (command injection), and what was said before TLS (USER) is forgotten.
 // - A failed login is answered after a delay; 3 failures or 10 bad commands close the session.
 #pragma once
 
@@ -30,6 +32,7 @@
 #include "common/thread_pool.h"
 
 struct event_base;
+struct ssl_ctx_st;
 
 namespace basalt::store {
 
@@ -42,8 +45,9 @@ struct Pop3Options {
 
 class Pop3Server {
  public:
-  // `config`, `hub` and `pool` must outlive the server; the pool must be drained first.
-  Pop3Server(event_base* base, const StoreConfig& config, MailboxHub& hub, ThreadPool& pool,
+  // `config`, `hub`, `pool` and `tls` must outlive the server; the pool must be drained
+  // first. `tls` (may be null): the server context that STLS uses.
+  Pop3Server(event_base* base, const StoreConfig& config, MailboxHub& hub, ThreadPool& pool, ssl_ctx_st* tls,
              Pop3Options options = {});
   ~Pop3Server();
   Pop3Server(const Pop3Server&) = delete;
@@ -59,6 +63,7 @@ class Pop3Server {
   const StoreConfig& config_;
   MailboxHub& hub_;
   ThreadPool& pool_;
+  ssl_ctx_st* tls_;
   Pop3Options options_;
   Listener listener_;
 };

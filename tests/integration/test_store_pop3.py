@@ -30,11 +30,14 @@ def b64(text: str) -> str:
 
 
 class Store(bc.Store):
-    def __init__(self, workdir: Path, binary: Path, trusted: str = "127.0.0.0/8") -> None:
+    def __init__(self, workdir: Path, binary: Path, trusted: str = "127.0.0.0/8", pop3_keys: str = "",
+                 extra: str = "") -> None:
         super().__init__(workdir, binary, USERS, services=("lmtp", "pop3"), masters={"proxy": "pw"},
-                         store_keys="io_threads = 2\n")
-        if trusted != "127.0.0.0/8":  # e.g. to see what an untrusted client gets
-            self.config.write_text(self.config.read_text().replace('"127.0.0.0/8"', f'"{trusted}"'))
+                         store_keys="io_threads = 2\n", extra=extra)
+        # trusted: e.g. to see what an untrusted client gets; pop3_keys: more [pop3] keys.
+        text = self.config.read_text().replace('"127.0.0.0/8"', f'"{trusted}"')
+        listen = f'[pop3]\nlisten = "{bc.LOOPBACK}:{self.port("pop3")}"\n'
+        self.config.write_text(text.replace(listen, listen + pop3_keys))
         self.log = self.workdir / "store.log"
 
     def deliver(self, user: str, msg: bytes) -> None:
@@ -554,3 +557,64 @@ def test_through_basalt_proxy(store, tmp_path, proxy_binary):
         assert "user=alice" in line
     finally:
         proxy.stop()
+
+
+def test_login_deadline_and_connection_limit(tmp_path, store_binary):
+    s = Store(tmp_path, store_binary, pop3_keys="login_timeout_s = 1\nmax_connections = 2\n")
+    s.start()
+    try:
+        r = s.raw()
+        start = time.monotonic()
+        reply = ""
+        while not reply.startswith("-ERR"):  # busy, but never logging in: the deadline still ends it
+            reply = r.cmd("CAPA")
+            if reply.startswith("+OK"):
+                r.multiline()
+                time.sleep(0.2)
+        assert reply == "-ERR Disconnected: no login in time."
+        assert 0.9 <= time.monotonic() - start < 5
+        assert r.closed()
+        a, b = s.raw(), s.raw()
+        c = s.raw()
+        assert c.greeting == "-ERR [SYS/TEMP] Too many connections, try again later."
+        assert c.closed()
+        a.close()
+        b.close()
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def tls_store(tmp_path, store_binary):
+    certs = bc.make_certs(tmp_path / "certs")
+    s = Store(tmp_path, store_binary, trusted="10.99.0.0/16",
+              extra=f'[tls]\ncertificate = "{certs["cert"]}"\nprivate_key = "{certs["key"]}"\n')
+    s.certs = certs
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_stls(tls_store):
+    import ssl
+    stored = three_messages(tls_store)
+    p = tls_store.pop()
+    assert "STLS" in p.capa()
+    p.user("alice")
+    with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Plaintext authentication disallowed"):
+        p.pass_("a")
+    p.stls(ssl.create_default_context(cafile=tls_store.certs["ca"]))
+    assert "STLS" not in p.capa()
+    with pytest.raises(poplib.error_proto, match="TLS is already active"):
+        p._shortcmd("STLS")
+    p.user("alice")
+    p.pass_("a")
+    assert pop_bytes(p.retr(2)[1]) == stored[1]
+    p.quit()
+
+
+def test_plaintext_pipelined_behind_stls_closes(tls_store):
+    r = tls_store.raw()
+    r.send("STLS\r\nUSER alice\r\n")
+    assert r.line() == "+OK Begin TLS negotiation now."
+    assert r.closed()
