@@ -1,0 +1,392 @@
+// FETCH, STORE, EXPUNGE, COPY/MOVE and SEARCH on the selected mailbox.
+//
+// FETCH runs in batches on the pool: header items come from the header cache (zero spool
+// bytes), body items from Mailbox::read_message; each batch is written before the next is
+// rendered, and only once the output has drained (see ImapSession::wait_for_drain).
+#include <algorithm>
+
+#include "backend/imap_args.h"
+#include "backend/imap_fetch_local.h"
+#include "backend/imap_local.h"
+#include "backend/imap_session.h"
+#include "common/log.h"
+#include "indexer/message_summary.h"
+
+namespace basalt::store {
+
+namespace {
+
+auto log() { return logger("store"); }
+
+constexpr size_t kHeaderBatch = 256;          // messages per batch when no body is read
+constexpr uint64_t kBodyBatchBytes = 1 << 20;  // message bytes per batch when bodies are read
+constexpr size_t kCopyBatchBytes = 16u << 20;
+
+std::vector<uint32_t> view_uids(const MailboxView& view) {
+  std::vector<uint32_t> uids;
+  uids.reserve(view.size());
+  for (const ViewMessage& m : view.messages()) uids.push_back(m.meta.uid);
+  return uids;
+}
+
+// "1:3,7" from ascending UIDs (UIDPLUS uid-set).
+std::string uid_set(const std::vector<uint32_t>& uids) {
+  std::string out;
+  for (size_t i = 0; i < uids.size();) {
+    size_t j = i;
+    while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(uids[i]);
+    if (j > i) out += ":" + std::to_string(uids[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+// The messages a sequence set names in this session's view, as indexes; nullopt when malformed.
+static std::optional<std::vector<size_t>> resolve_set(const MailboxView& view, const imap::Arg& arg, bool uid) {
+  if (arg.kind != imap::ArgKind::kAtom) return std::nullopt;
+  auto set = local::parse_sequence_set(arg.text);
+  if (!set) return std::nullopt;
+  if (!uid) {
+    for (const local::SeqRange& r : *set) {
+      if (r.first > view.size() || r.last > view.size()) return std::nullopt;  // RFC 3501 9: invalid
+    }
+  }
+  return local::resolve(*set, view_uids(view), uid);
+}
+
+struct ImapSession::FetchJob {
+  std::string tag;
+  bool uid = false;
+  local::FetchRequest request;
+  bool needs_cache = false;
+  bool set_seen = false;
+  std::vector<size_t> indexes;  // still to do, in order
+  size_t next = 0;
+  // Filled by each batch on the pool, consumed on the loop.
+  std::vector<std::pair<size_t, ViewMessage>> batch;
+  std::string out;
+  uint64_t spool_bytes = 0;
+  bool failed = false;
+  bool expunged = false;
+};
+
+void ImapSession::cmd_fetch(Command& cmd) {
+  bool uid = uid_command_;
+  if (cmd.args.size() != 2) return bad(cmd.tag, "FETCH needs a sequence set and items.");
+  auto indexes = resolve_set(view_, cmd.args[0], uid);
+  if (!indexes) return bad(cmd.tag, "Invalid sequence set.");
+  std::vector<imap::Arg> items(cmd.args.begin() + 1, cmd.args.end());
+  auto request = local::parse_fetch(items, uid);
+  if (!request) return bad(cmd.tag, "Invalid FETCH items.");
+  auto job = std::make_shared<FetchJob>();
+  job->tag = cmd.tag;
+  job->uid = uid;
+  job->request = std::move(*request);
+  job->set_seen = job->request.sets_seen && !read_only_;
+  for (const local::FetchItem& it : job->request.items) {
+    job->needs_cache |= it.kind != local::FetchItem::Kind::kFlags && it.kind != local::FetchItem::Kind::kUid;
+  }
+  job->indexes = std::move(*indexes);
+  fetch_batch(std::move(job));
+}
+
+namespace {
+
+struct FetchedMessage {
+  index::CachedMessage cached;
+  std::optional<std::string> raw;  // CRLF-normalized
+};
+
+// One message's cache entry and (when needed) its bytes. A missing or corrupt cache entry is
+// rebuilt from the spool.
+Result<FetchedMessage> load_message(Mailbox& box, uint32_t uid, const MessageMeta& meta, bool needs_cache,
+                                    bool needs_body, uint64_t& spool_bytes) {
+  FetchedMessage f;
+  std::optional<std::string> raw;
+  auto read = [&]() -> Result<void> {
+    if (raw) return {};
+    auto r = box.read_message(uid);
+    if (!r) return r.error();
+    spool_bytes += r->size();
+    raw = std::move(*r);
+    return {};
+  };
+  if (needs_cache) {
+    auto c = box.cached(uid);
+    if (c && *c) {
+      f.cached = std::move(**c);
+    } else {
+      if (auto r = read(); !r) return r.error();
+      (void)box.recache(uid, *raw, meta.internal_date);
+      auto summary = index::summarize_message(*raw);
+      if (!summary) return summary.error();
+      f.cached.summary = std::move(*summary);
+      f.cached.internal_date = {meta.internal_date, 0};
+    }
+  }
+  if (needs_body) {
+    if (auto r = read(); !r) return r.error();
+    f.raw = index::crlf_normalize(*raw);
+  }
+  return f;
+}
+
+}  // namespace
+
+void ImapSession::fetch_batch(std::shared_ptr<FetchJob> job) {
+  job->batch.clear();
+  uint64_t bytes = 0;
+  while (job->next < job->indexes.size()) {
+    size_t i = job->indexes[job->next];
+    const ViewMessage& m = view_.at(i);
+    if (!job->batch.empty() && (job->batch.size() >= kHeaderBatch ||
+                                (job->request.needs_body && bytes + m.meta.size > kBodyBatchBytes))) {
+      break;
+    }
+    bytes += m.meta.size;
+    job->batch.emplace_back(i, m);
+    ++job->next;
+  }
+  std::shared_ptr<Mailbox> box = mailbox_;
+  run(
+      [box, job] {
+        job->out.clear();
+        std::vector<FlagUpdate> seen;
+        for (auto& [index, m] : job->batch) {
+          auto f = load_message(*box, m.meta.uid, m.meta, job->needs_cache, job->request.needs_body, job->spool_bytes);
+          if (!f) {
+            (f.error().code == kHubNoSuchMessage ? job->expunged : job->failed) = true;
+            continue;
+          }
+          bool add_flags = false;
+          if (job->set_seen && !(m.meta.flags & kFlagSeen)) {
+            m.meta.flags |= kFlagSeen;
+            seen.push_back({m.meta.uid, m.meta.flags, m.meta.keywords});
+            add_flags = !job->request.has_flags;
+          }
+          job->out += local::render_fetch(job->request, index + 1, m, f->cached, f->raw ? &*f->raw : nullptr,
+                                          add_flags);
+        }
+        if (!seen.empty() && !box->set_flags(seen)) job->failed = true;
+        return job;
+      },
+      [](ImapSession& s, std::shared_ptr<FetchJob> job) { s.fetch_done(std::move(job)); });
+}
+
+void ImapSession::fetch_done(std::shared_ptr<FetchJob> job) {
+  send(job->out);
+  job->out.clear();
+  spool_bytes_ += std::exchange(job->spool_bytes, 0);
+  for (const auto& [index, m] : job->batch) {
+    if (m.meta.flags != view_.at(index).meta.flags) view_.set_flags(m.meta.uid, m.meta.flags, m.meta.keywords);
+  }
+  if (job->next < job->indexes.size()) {
+    if (output_full()) return wait_for_drain([this, job] { fetch_batch(job); });
+    return fetch_batch(job);
+  }
+  Sync mode = job->uid ? Sync::kFull : Sync::kNoExpunge;
+  if (job->failed) return finish(job->tag, "NO [SERVERBUG] Some messages could not be read.", mode);
+  if (job->expunged) return finish(job->tag, "NO [EXPUNGEISSUED] Some messages were expunged.", mode);
+  finish(job->tag, "OK FETCH completed.", mode);
+}
+
+void ImapSession::cmd_store(Command& cmd) {
+  bool uid = uid_command_;
+  if (cmd.args.size() < 3) return bad(cmd.tag, "STORE needs a sequence set, an item and flags.");
+  auto indexes = resolve_set(view_, cmd.args[0], uid);
+  if (!indexes) return bad(cmd.tag, "Invalid sequence set.");
+  std::string item = cmd.args[1].kind == imap::ArgKind::kAtom ? ascii_upper(cmd.args[1].text) : "";
+  bool silent = item.ends_with(".SILENT");
+  if (silent) item.resize(item.size() - 7);
+  char op = !item.empty() && (item[0] == '+' || item[0] == '-') ? item[0] : '=';
+  if (item.substr(op == '=' ? 0 : 1) != "FLAGS") return bad(cmd.tag, "Invalid STORE item.");
+  imap::Arg list{imap::ArgKind::kList, {}, {}};
+  if (cmd.args.size() == 3 && cmd.args[2].kind == imap::ArgKind::kList) list = cmd.args[2];
+  else list.items.assign(cmd.args.begin() + 2, cmd.args.end());
+  auto flags = parse_flags(list);
+  if (!flags) return bad(cmd.tag, "Invalid flags.");
+  if (read_only_) return no(cmd.tag, "[READ-ONLY] Mailbox is read-only.");
+  std::vector<FlagUpdate> updates;
+  for (size_t i : *indexes) {
+    const MessageMeta& m = view_.at(i).meta;
+    FlagUpdate u{m.uid, m.flags, m.keywords};
+    if (op == '=') {
+      u.flags = flags->flags;
+      u.keywords = flags->keywords;
+    } else if (op == '+') {
+      u.flags |= flags->flags;
+      u.keywords.insert(u.keywords.end(), flags->keywords.begin(), flags->keywords.end());
+      std::sort(u.keywords.begin(), u.keywords.end());
+      u.keywords.erase(std::unique(u.keywords.begin(), u.keywords.end()), u.keywords.end());
+    } else {
+      u.flags &= static_cast<uint8_t>(~flags->flags);
+      std::erase_if(u.keywords, [&](const std::string& k) {
+        return std::binary_search(flags->keywords.begin(), flags->keywords.end(), k);
+      });
+    }
+    if (u.flags != m.flags || u.keywords != m.keywords) updates.push_back(std::move(u));
+  }
+  std::shared_ptr<Mailbox> box = mailbox_;
+  std::string tag = cmd.tag;
+  auto wanted = std::make_shared<std::vector<size_t>>(std::move(*indexes));
+  run([box, updates] { return updates.empty() ? Result<Mailbox::FlagsResult>(Mailbox::FlagsResult{}) : box->set_flags(updates); },
+      [tag, uid, silent, updates, wanted](ImapSession& s, Result<Mailbox::FlagsResult> r) {
+        if (!r) return s.finish(tag, "NO [SERVERBUG] Flags could not be stored.", Sync::kNone);
+        for (const FlagUpdate& u : updates) {
+          if (std::binary_search(r->updated.begin(), r->updated.end(), u.uid)) s.view_.set_flags(u.uid, u.flags, u.keywords);
+        }
+        if (!silent) {
+          std::string out;
+          for (size_t i : *wanted) {
+            const ViewMessage& m = s.view_.at(i);
+            out += "* " + std::to_string(i + 1) + " FETCH (FLAGS (" + format_flags(m.meta.flags, m.meta.keywords, m.recent) +
+                   ")" + (uid ? " UID " + std::to_string(m.meta.uid) : "") + ")\r\n";
+          }
+          s.send(out);
+        }
+        s.finish(tag, "OK STORE completed.", uid ? Sync::kFull : Sync::kNoExpunge);
+      });
+}
+
+// EXPUNGE / UID EXPUNGE: removes the messages with \Deleted (only those in `only` when given);
+// the EXPUNGE responses come from the sync that follows.
+void ImapSession::expunge_uids(const std::string& tag, std::vector<uint32_t> only, std::string text) {
+  std::shared_ptr<Mailbox> box = mailbox_;
+  bool restrict = !only.empty();
+  run([box, only, restrict]() -> Result<void> {
+        auto snap = box->snapshot();
+        if (!snap) return snap.error();
+        std::vector<uint32_t> deleted;
+        for (const MessageMeta& m : snap->messages) {
+          if ((m.flags & kFlagDeleted) && (!restrict || std::binary_search(only.begin(), only.end(), m.uid))) {
+            deleted.push_back(m.uid);
+          }
+        }
+        if (deleted.empty()) return {};
+        auto r = box->expunge(deleted);
+        if (!r) return r.error();
+        return {};
+      },
+      [tag, text](ImapSession& s, Result<void> r) {
+        if (!r) return s.finish(tag, "NO [SERVERBUG] Expunge failed.", Sync::kFull, true);
+        s.finish(tag, text, Sync::kFull, true);
+      });
+}
+
+void ImapSession::cmd_expunge(Command& cmd) {
+  if (read_only_) return no(cmd.tag, "[READ-ONLY] Mailbox is read-only.");
+  if (!uid_command_) {
+    if (!cmd.args.empty()) return bad(cmd.tag, "EXPUNGE takes no arguments.");
+    return expunge_uids(cmd.tag, {}, "OK EXPUNGE completed.");
+  }
+  if (cmd.args.size() != 1) return bad(cmd.tag, "UID EXPUNGE needs a UID set.");
+  auto indexes = resolve_set(view_, cmd.args[0], true);
+  if (!indexes) return bad(cmd.tag, "Invalid UID set.");
+  if (indexes->empty()) return finish(cmd.tag, "OK EXPUNGE completed.", Sync::kFull);
+  std::vector<uint32_t> uids;
+  for (size_t i : *indexes) uids.push_back(view_.at(i).meta.uid);
+  expunge_uids(cmd.tag, std::move(uids), "OK EXPUNGE completed.");
+}
+
+struct CopyOutcome {
+  std::optional<Error> error;
+  uint32_t uidvalidity = 0;
+  std::vector<uint32_t> source;
+  std::vector<uint32_t> copied;
+  uint64_t spool_bytes = 0;
+};
+
+namespace {
+
+// Appends one batch of copies; the blobs are read here, the internal dates and flags kept.
+Result<void> copy_batch(Mailbox& src, Mailbox& dest, std::span<const MessageMeta> metas, CopyOutcome& out) {
+  std::vector<std::string> raws;
+  std::vector<AppendRequest> requests;
+  raws.reserve(metas.size());
+  for (const MessageMeta& m : metas) {
+    auto raw = src.read_message(m.uid);
+    if (!raw) return raw.error();
+    out.spool_bytes += raw->size();
+    raws.push_back(std::move(*raw));
+    auto cached = src.cached(m.uid);
+    int16_t tz = cached && *cached ? (**cached).internal_date.tz_offset_minutes : 0;
+    requests.push_back(AppendRequest{raws.back(), m.internal_date, tz, m.flags, m.keywords});
+  }
+  auto r = dest.append(requests);
+  if (!r) return r.error();
+  out.uidvalidity = r->uidvalidity;
+  out.copied.insert(out.copied.end(), r->uids.begin(), r->uids.end());
+  for (const MessageMeta& m : metas) out.source.push_back(m.uid);
+  return {};
+}
+
+// Copies in batches; on failure the copies made so far are expunged again, so COPY is all or
+// nothing (RFC 3501 6.4.7). MOVE then expunges the originals (RFC 6851).
+CopyOutcome copy_messages(MailboxHub& hub, const std::string& user, const std::string& dest_name, Mailbox& src,
+                          const std::vector<MessageMeta>& metas, bool move) {
+  CopyOutcome out;
+  auto dest = hub.open(user, dest_name);
+  if (!dest) {
+    out.error = dest.error();
+    return out;
+  }
+  for (size_t i = 0; i < metas.size();) {
+    size_t j = i;
+    uint64_t bytes = 0;
+    while (j < metas.size() && (j == i || bytes + metas[j].size <= kCopyBatchBytes)) bytes += metas[j++].size;
+    if (auto r = copy_batch(src, **dest, std::span(metas).subspan(i, j - i), out); !r) {
+      if (!out.copied.empty()) (void)(*dest)->expunge(out.copied);
+      out.error = r.error();
+      return out;
+    }
+    i = j;
+  }
+  if (move) {
+    if (auto r = src.expunge(out.source); !r) out.error = r.error();
+  }
+  return out;
+}
+
+}  // namespace
+
+void ImapSession::cmd_copy(Command& cmd) {
+  bool move = cmd.name == "MOVE", uid = uid_command_;
+  if (cmd.args.size() != 2 || !astring(cmd.args[1])) return bad(cmd.tag, "Sequence set and mailbox expected.");
+  auto indexes = resolve_set(view_, cmd.args[0], uid);
+  if (!indexes) return bad(cmd.tag, "Invalid sequence set.");
+  if (move && read_only_) return no(cmd.tag, "[READ-ONLY] Mailbox is read-only.");
+  std::vector<MessageMeta> metas;
+  for (size_t i : *indexes) {
+    if (!view_.at(i).expunged) metas.push_back(view_.at(i).meta);
+  }
+  std::string dest = *astring(cmd.args[1]);
+  if (iequals(dest, "INBOX")) dest = "INBOX";
+  MailboxHub* hub = &server_.hub();
+  std::shared_ptr<Mailbox> src = mailbox_;
+  std::string user = user_, tag = cmd.tag;
+  run([hub, user, dest, src, metas, move] { return copy_messages(*hub, user, dest, *src, metas, move); },
+      [tag, move](ImapSession& s, CopyOutcome out) { s.copy_done(tag, move, out); });
+}
+
+void ImapSession::copy_done(const std::string& tag, bool move, const CopyOutcome& out) {
+  spool_bytes_ += out.spool_bytes;
+  if (out.error && out.error->code == kHubNoSuchMailbox) return no(tag, "[TRYCREATE] Mailbox doesn't exist.");
+  if (out.error) {
+    log()->warn("[I{}] user={} action=copy error={}", id_, log_safe(user_), out.error->message);
+    return finish(tag, "NO [SERVERBUG] Copy failed.", Sync::kFull, true);
+  }
+  std::string code = out.copied.empty() ? std::string()
+                                        : "[COPYUID " + std::to_string(out.uidvalidity) + " " + uid_set(out.source) +
+                                              " " + uid_set(out.copied) + "] ";
+  if (!move) return finish(tag, "OK " + code + "COPY completed.", Sync::kFull);
+  if (!code.empty()) send("* OK " + code + "Moved.\r\n");
+  finish(tag, "OK MOVE completed.", Sync::kFull, true);
+}
+
+void ImapSession::cmd_search(Command& cmd) { no(cmd.tag, "SEARCH is not available yet."); }
+
+}  // namespace basalt::store

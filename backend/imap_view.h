@@ -1,0 +1,71 @@
+// One IMAP session's view of its selected mailbox (RFC 3501 2.3.1, 7.4.1): the messages it has
+// announced, in sequence-number order, with the flags it has reported, and the mod-sequence up
+// to which it has seen changes. MailboxChanges from the hub are turned into the untagged
+// EXPUNGE / EXISTS / RECENT / FETCH (FLAGS) responses that bring the client up to date.
+//
+// Expunges may not be announced during FETCH, STORE and SEARCH (RFC 3501 7.4.1): they are kept
+// pending, the message keeps its sequence number, and they are announced at the next point
+// that allows it. Pure logic, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "backend/mailbox_hub.h"
+#include "backend/mailbox_state.h"
+
+namespace basalt::store {
+
+struct ViewMessage {
+  MessageMeta meta;
+  bool recent = false;    // \Recent for this session (it claimed the message)
+  bool expunged = false;  // expunged, not yet announced
+};
+
+// "\Seen \Answered ... keyword" (no parentheses), \Recent included when `recent`.
+std::string format_flags(uint8_t flags, const std::vector<std::string>& keywords, bool recent);
+
+class MailboxView {
+ public:
+  // `recent`: the (after, up_to] UID range this session claimed as \Recent.
+  void load(const StateSnapshot& snapshot, std::pair<uint32_t, uint32_t> recent);
+  void clear() { *this = MailboxView{}; }
+
+  size_t size() const { return messages_.size(); }  // the EXISTS count the client knows
+  const ViewMessage& at(size_t index) const { return messages_[index]; }  // sequence number index + 1
+  std::optional<size_t> index_of(uint32_t uid) const;
+  const std::vector<ViewMessage>& messages() const { return messages_; }
+  uint64_t modseq() const { return modseq_; }
+  uint32_t uidvalidity() const { return uidvalidity_; }
+  uint32_t uidnext() const { return uidnext_; }
+  uint32_t recent_count() const;
+  std::optional<size_t> first_unseen() const;  // index
+  // Keywords in use, for the FLAGS response.
+  std::vector<std::string> keywords() const;
+
+  // Records flags this session has just reported itself (STORE, \Seen by FETCH), so a later
+  // apply() does not report them again.
+  void set_flags(uint32_t uid, uint8_t flags, const std::vector<std::string>& keywords);
+
+  // Applies what changed and returns the untagged responses. `recent` is the range this session
+  // claimed for the new messages. Expunges are announced only when `allow_expunge`.
+  std::string apply(const MailboxChanges& changes, std::pair<uint32_t, uint32_t> recent, bool allow_expunge);
+
+ private:
+  std::vector<uint32_t> expunged_uids(const MailboxChanges& changes) const;
+  void announce_expunges(std::string& out);
+  void add_new(const MessageMeta& meta, std::pair<uint32_t, uint32_t> recent);
+
+  std::vector<ViewMessage> messages_;  // ascending UID
+  uint64_t modseq_ = 0;
+  uint32_t uidvalidity_ = 0;
+  uint32_t uidnext_ = 1;
+  size_t pending_expunges_ = 0;
+};
+
+}  // namespace basalt::store
