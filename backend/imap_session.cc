@@ -59,8 +59,9 @@ namespace {
 using S = ImapSession;
 }  // namespace
 
-ImapSession::ImapSession(ImapServer& server, uint64_t id, bufferevent* bev, const SocketAddress& peer)
-    : server_(server), id_(id), bev_(bev), peer_(peer), client_(peer.to_string()),
+ImapSession::ImapSession(ImapServer& server, Listener& listener, uint64_t id, bufferevent* bev,
+                         const SocketAddress& peer)
+    : Connection(listener, id, bev, peer), server_(server), client_(peer.to_string()),
       trusted_(is_trusted_peer(server.config(), peer)),
       parser_(session_limits(false, 0)), line_(kPreAuthLine) {
   delay_ = evtimer_new(server.base(), on_delay, this);
@@ -69,7 +70,6 @@ ImapSession::ImapSession(ImapServer& server, uint64_t id, bufferevent* bev, cons
 ImapSession::~ImapSession() {
   watch_.reset();
   if (delay_) event_free(delay_);
-  bufferevent_free(bev_);
 }
 
 std::string ImapSession::capabilities() const {
@@ -90,9 +90,7 @@ void ImapSession::start() {
 
 void ImapSession::set_timeout() {
   const ServiceConfig& c = server_.config().imap;
-  unsigned seconds = state_ == State::kNotAuthenticated ? c.login_timeout_s : c.idle_timeout_s;
-  timeval tv{static_cast<time_t>(seconds), 0};
-  bufferevent_set_timeouts(bev_, &tv, &tv);
+  set_timeouts(state_ == State::kNotAuthenticated ? c.login_timeout_s : c.idle_timeout_s);
 }
 
 void ImapSession::set_state(State next) {
@@ -125,6 +123,11 @@ void ImapSession::on_write(bufferevent* bev, void* arg) {
   if (self->closing_) {
     if (empty) self->close(self->close_reason_);
     return;
+  }
+  if (self->output_full_) {
+    self->output_full_ = false;
+    bufferevent_enable(bev, EV_READ);
+    self->process();
   }
   if (self->on_drain_) {
     auto fn = std::move(self->on_drain_);
@@ -172,10 +175,15 @@ void ImapSession::close(std::string_view reason) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
   log()->info("[I{}] ip={} user={} action=close reason=\"{}\" in={} out={} spool_bytes={} duration_ms={}", id_,
               client_, log_safe(user_), reason, bytes_in_, bytes_out_, spool_bytes_, ms.count());
-  bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
-  bufferevent_disable(bev_, EV_READ | EV_WRITE);
   watch_.reset();
-  server_.close_session(id_);
+  release();  // `this` is freed at the end of the loop iteration
+}
+
+// The pool's queue is full: the store is overloaded, so this client goes (it may retry).
+void ImapSession::overloaded() {
+  busy_ = false;
+  send("* BYE [UNAVAILABLE] Server overloaded, try again later\r\n");
+  close_after_flush("server overloaded");
 }
 
 void ImapSession::resume() {
@@ -185,16 +193,15 @@ void ImapSession::resume() {
 // Feeds buffered input until a command waits for the pool, the output backs up, the session
 // closes, or the input is used up.
 void ImapSession::process() {
-  evbuffer* in = bufferevent_get_input(bev_);
-  while (!busy_ && !closing_ && evbuffer_get_length(in) > 0) {
-    if (output_full()) return wait_for_drain([] {});
-    evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
-    size_t used = 0;
-    feed(std::string_view(static_cast<const char*>(v.iov_base), v.iov_len), used);
-    evbuffer_drain(in, used);
-    bytes_in_ += used;
-  }
+  bool full = drain_input(
+      kMaxPendingOutput, [this] { return !busy_ && !closing_; },
+      [this](std::string_view chunk) {
+        size_t used = 0;
+        feed(chunk, used);
+        bytes_in_ += used;
+        return used;
+      });
+  if (full) output_full_ = true;
 }
 
 void ImapSession::on_read(bufferevent*, void* arg) { static_cast<ImapSession*>(arg)->process(); }

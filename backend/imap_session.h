@@ -38,16 +38,14 @@ namespace basalt::store {
 
 struct CopyOutcome;
 
-class ImapSession {
+class ImapSession : public Connection {
  public:
   enum class State { kNotAuthenticated, kAuthenticated, kSelected, kLogout };
 
-  ImapSession(ImapServer& server, uint64_t id, bufferevent* bev, const SocketAddress& peer);
-  ~ImapSession();
-  ImapSession(const ImapSession&) = delete;
-  ImapSession& operator=(const ImapSession&) = delete;
+  ImapSession(ImapServer& server, Listener& listener, uint64_t id, bufferevent* bev, const SocketAddress& peer);
+  ~ImapSession() override;
 
-  void start();
+  void start() override;
 
  private:
   enum class Input { kCommand, kSaslResponse, kIdle };
@@ -82,6 +80,7 @@ class ImapSession {
   void after(std::chrono::milliseconds delay, std::function<void()> fn);
   void wait_for_drain(std::function<void()> fn);
   bool output_full() const;
+  void overloaded();
   // Runs `work()` on the pool, then `done(session, result)` on the loop.
   template <class Work, class Done>
   void run(Work work, Done done);
@@ -137,9 +136,6 @@ class ImapSession {
   void expunge_uids(const std::string& tag, std::vector<uint32_t> only, std::string text);
 
   ImapServer& server_;
-  const uint64_t id_;
-  bufferevent* bev_;
-  const SocketAddress peer_;
   std::string client_;    // the client's address for logs (ID x-originating-ip from a proxy)
   const bool trusted_;    // the peer is in [auth] trusted_networks
   State state_ = State::kNotAuthenticated;
@@ -149,6 +145,7 @@ class ImapSession {
   std::string pending_tag_;  // AUTHENTICATE / IDLE waiting for a continuation line
   bool busy_ = false;        // a pool call, a delay or a drain wait is pending
   bool closing_ = false;
+  bool output_full_ = false;  // reading stopped until the client reads its responses
   bool uid_command_ = false;  // the command being dispatched came through UID
   std::string close_reason_;
   std::function<void()> on_drain_;
@@ -176,16 +173,13 @@ class ImapSession {
 template <class Work, class Done>
 void ImapSession::run(Work work, Done done) {
   busy_ = true;
-  ImapServer* server = &server_;
-  uint64_t id = id_;
-  server_.pool().post([server, id, work = std::move(work), done = std::move(done)]() mutable {
-    auto result = work();
-    server->post(id, [result = std::move(result), done = std::move(done)](ImapSession& s) mutable {
-      s.busy_ = false;
-      done(s, std::move(result));
-      s.resume();
-    });
-  });
+  bool queued = server_.listener().offload<ImapSession>(
+      server_.pool(), id_, std::move(work), [done = std::move(done)](ImapSession& s, auto result) mutable {
+        s.busy_ = false;
+        done(s, std::move(result));
+        s.resume();
+      });
+  if (!queued) overloaded();
 }
 
 }  // namespace basalt::store

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/delivery.h"
+#include "backend/imap_server.h"
 #include "backend/lmtp_server.h"
 #include "backend/mailbox_list.h"
 #include "backend/mailbox_state.h"
@@ -78,6 +79,7 @@ int run(const StoreConfig& c) {
   auto fd = listen_tcp(c.lmtp_listen, c.lmtp_listen_text, 128);
   if (!fd) throw std::runtime_error(fd.error().message);
   int pop3_fd = listen_service(c.pop3);
+  int imap_fd = listen_service(c.imap);
   evthread_use_pthreads();
   CHandle<event_base, event_base_free> base{event_base_new()};
   MailboxHub hub(**spool, cache->get(), HubOptions{c.fsync ? Fsync::kOn : Fsync::kOff, {}});
@@ -101,17 +103,23 @@ int run(const StoreConfig& c) {
     pop3 = std::make_unique<Pop3Server>(base.get(), c, hub, *io_pool, tls.get());
     if (auto r = pop3->listen(pop3_fd); !r) throw std::runtime_error(r.error().message);
   }
+  std::unique_ptr<ImapServer> imap;
+  if (imap_fd >= 0) {
+    imap = std::make_unique<ImapServer>(base.get(), c, hub, *io_pool);
+    if (auto r = imap->listen(imap_fd); !r) throw std::runtime_error(r.error().message);
+  }
   event* signals[] = {evsignal_new(base.get(), SIGTERM, on_signal, base.get()),
                       evsignal_new(base.get(), SIGINT, on_signal, base.get())};
   for (event* e : signals) evsignal_add(e, nullptr);
-  logger("store")->info("basalt-store shard={} lmtp={} pop3={} spool={} users={}", c.shard_name,
-                        c.lmtp_listen_text, c.pop3.listen_text, c.spool_root, c.users->size());
+  logger("store")->info("basalt-store shard={} lmtp={} pop3={} imap={} spool={} users={}", c.shard_name,
+                        c.lmtp_listen_text, c.pop3.listen_text, c.imap.listen_text, c.spool_root, c.users->size());
   event_base_dispatch(base.get());
   for (event* e : signals) event_free(e);
   pool.reset();  // finishes running deliveries; their replies are dropped with the loop
   io_pool.reset();
   pop3.reset();
   server.reset();
+  imap.reset();
   logger("store")->info("basalt-store stopped");
   return 0;
 }

@@ -1,0 +1,580 @@
+"""basalt-store's IMAP4rev1 server end to end: a real basalt-store on free ports, mail delivered by
+LMTP, Python's imaplib (and raw sockets where imaplib cannot say it) as the client, curl and
+mbsync as real clients."""
+
+from __future__ import annotations
+
+import base64
+import imaplib
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import basalt_cluster as bc
+
+USERS = """
+[[user]]
+name = "alice"
+password = "{PLAIN}a"
+shard = "a"
+
+[[user]]
+name = "bob"
+password = "{PLAIN}b"
+shard = "a"
+
+[[user]]
+name = "carol"
+password = "{PLAIN}c"
+shard = "b"
+
+[[user]]
+name = "erin"
+password = "{PLAIN}e"
+shard = "a"
+status = "moving"
+
+[[user]]
+name = "frank"
+password = "{PLAIN}f"
+shard = "a"
+status = "disabled"
+"""
+
+MAX_APPEND = 1024 * 1024
+IMAP_KEYS = f"max_append_size = {MAX_APPEND}\nlogin_timeout_s = 3\nmax_connections = 20\n"
+
+
+class Store(bc.Store):
+    def __init__(self, workdir: Path, binary: Path) -> None:
+        super().__init__(workdir, binary, USERS, services=("lmtp", "imap"), masters={"proxy": "pw"})
+        text = self.config.read_text().replace("[imap]\n", "[imap]\n" + IMAP_KEYS, 1)
+        self.config.write_text(text)
+
+    def deliver(self, user: str, subject: str, body: str = "Hello.\n") -> None:
+        c = self.lmtp()
+        assert c.sendmail("s@example.net", [user], bc.make_message(subject, body=body)) == {}
+        c.quit()
+
+    def connect(self) -> imaplib.IMAP4:
+        return imaplib.IMAP4("127.0.0.1", self.port("imap"), timeout=30)
+
+    def log_text(self) -> str:
+        return (self.workdir / "store.log").read_text(errors="replace")
+
+    def close_line(self, user: str, after: int = 0) -> str:
+        """The session-end log line of `user`'s most recent session (waits for it)."""
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            lines = [l for l in self.log_text()[after:].splitlines() if "action=close" in l and f"user={user} " in l]
+            if lines:
+                return lines[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no close line for {user}")
+
+
+@pytest.fixture
+def store(tmp_path, basalt_binary_dir):
+    binary = basalt_binary_dir / "backend" / "basalt-store"
+    assert binary.exists(), f"{binary} not built"
+    s = Store(tmp_path, binary)
+    s.start()
+    yield s
+    s.stop()
+
+
+def login(store, user="alice", password="a") -> imaplib.IMAP4:
+    c = store.connect()
+    c.login(user, password)
+    return c
+
+
+class Raw:
+    """A raw IMAP connection for what imaplib cannot express."""
+
+    def __init__(self, store, timeout: float = 10) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", store.port("imap")), timeout=timeout)
+        self.buf = b""
+        self.greeting = self.line()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def until(self, tag: bytes) -> list[bytes]:
+        """Lines up to and including the one tagged `tag`."""
+        out = []
+        while True:
+            l = self.line()
+            out.append(l)
+            if l.startswith(tag + b" "):
+                return out
+
+    def cmd(self, text: bytes, tag: bytes = b"t") -> list[bytes]:
+        self.send(tag + b" " + text + b"\r\n")
+        return self.until(tag)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------- greeting, auth
+
+
+def test_greeting_and_capability(store):
+    r = Raw(store)
+    assert r.greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ")
+    caps = r.greeting.split(b"]")[0].split()[2:]
+    for cap in (b"LITERAL+", b"SASL-IR", b"ID", b"ENABLE", b"IDLE", b"NAMESPACE", b"UIDPLUS", b"MOVE",
+                b"UNSELECT", b"AUTH=PLAIN"):
+        assert cap in caps, cap
+    assert b"STARTTLS" not in caps  # no [tls] configured
+    lines = r.cmd(b"CAPABILITY")
+    assert lines[0].startswith(b"* CAPABILITY IMAP4rev1") and lines[-1].startswith(b"t OK")
+    assert r.cmd(b"NOOP")[-1].startswith(b"t OK")
+    lines = r.cmd(b"LOGOUT")
+    assert lines[0].startswith(b"* BYE") and lines[-1].startswith(b"t OK")
+
+
+def test_login_verdicts(store):
+    c = login(store)
+    typ, data = c.capability()
+    assert typ == "OK" and b"IMAP4rev1" in data[0]
+    c.logout()
+    r = Raw(store)
+    start = time.time()
+    lines = r.cmd(b"LOGIN alice wrong")
+    assert lines[-1].startswith(b"t NO [AUTHENTICATIONFAILED]"), lines
+    assert time.time() - start >= 0.8  # delayed by a timer
+    assert r.cmd(b"LOGIN frank f")[-1].startswith(b"t NO [AUTHENTICATIONFAILED]")
+    assert r.cmd(b"LOGIN erin e")[-1].startswith(b"t NO [UNAVAILABLE]")
+    assert r.cmd(b"LOGIN carol c")[-1].startswith(b"t NO [UNAVAILABLE]")
+    r.send(b'u LOGIN "alice" {1}\r\n')  # a synchronizing literal
+    assert r.line().startswith(b"+ ")
+    r.send(b"a\r\n")
+    ok = r.until(b"u")[-1]
+    assert ok.startswith(b"u OK [CAPABILITY IMAP4rev1"), ok
+    assert b"AUTH=PLAIN" not in ok
+    assert r.cmd(b"LOGIN alice a")[-1].startswith(b"t BAD")  # already logged in
+    r.close()
+
+
+def test_authenticate_plain(store):
+    c = store.connect()
+    c.authenticate("PLAIN", lambda _: b"\0alice\0a")  # "+" continuation
+    assert c.select("INBOX")[0] == "OK"
+    c.logout()
+    r = Raw(store)
+    assert r.cmd(b"AUTHENTICATE PLAIN " + base64.b64encode(b"\0alice\0a"))[-1].startswith(b"t OK [CAPABILITY")
+    r.close()
+    r = Raw(store)
+    r.send(b"t AUTHENTICATE PLAIN\r\n")
+    assert r.line().startswith(b"+")
+    r.send(b"*\r\n")
+    assert r.line().startswith(b"t BAD")
+    assert r.cmd(b"AUTHENTICATE PLAIN !!!")[-1].startswith(b"t BAD")
+    assert r.cmd(b"AUTHENTICATE CRAM-MD5")[-1].startswith(b"t NO")
+    r.close()
+
+
+def test_master_login_pipelined_with_id(store):
+    """How basalt-proxy logs in: ID with the client's address, then AUTHENTICATE PLAIN with
+    authzid, in one write."""
+    r = Raw(store)
+    creds = base64.b64encode(b"alice\0proxy\0pw")
+    r.send(b'a ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "5555")\r\n'
+           b"b AUTHENTICATE PLAIN " + creds + b"\r\nc SELECT INBOX\r\n")
+    lines = r.until(b"a")
+    assert lines[0].startswith(b"* ID ") and lines[-1].startswith(b"a OK")
+    assert r.until(b"b")[-1].startswith(b"b OK [CAPABILITY")
+    assert r.until(b"c")[-1].startswith(b"c OK [READ-WRITE]")
+    r.cmd(b"LOGOUT")
+    assert "192.0.2.7:5555" in store.close_line("alice")
+    # A wrong master password fails like any bad password.
+    r = Raw(store)
+    bad = base64.b64encode(b"alice\0proxy\0nope")
+    assert r.cmd(b"AUTHENTICATE PLAIN " + bad)[-1].startswith(b"t NO [AUTHENTICATIONFAILED]")
+
+
+def test_login_timeout(store):
+    r = Raw(store)
+    start = time.time()
+    line = r.line()
+    assert line.startswith(b"* BYE"), line
+    assert 2 <= time.time() - start < 8
+
+
+def test_state_errors_and_bad_commands(store):
+    r = Raw(store)
+    assert r.cmd(b"SELECT INBOX")[-1].startswith(b"t BAD")
+    assert r.cmd(b"FROBNICATE")[-1].startswith(b"t BAD")
+    r.close()
+    c = login(store)
+    r = Raw(store)
+    r.cmd(b"LOGIN alice a")
+    assert r.cmd(b"FETCH 1 FLAGS")[-1].startswith(b"t BAD")  # nothing selected
+    assert r.cmd(b'SELECT "INBOX')[-1].startswith(b"t BAD")  # unterminated quoted string
+    assert r.cmd(b"SELECT INBOX")[-1].startswith(b"t OK")
+    assert r.cmd(b"UID FROB 1")[-1].startswith(b"t BAD")
+    r.close()
+    c.logout()
+
+
+# --------------------------------------------------------------------------- select, fetch, store
+
+
+def test_select_fetch_headers(store):
+    for i in range(3):
+        store.deliver("alice", f"subject {i}")
+    c = login(store)
+    typ, data = c.select("INBOX")
+    assert typ == "OK" and data == [b"3"]
+    assert c.untagged_responses["RECENT"] == [b"3"]
+    assert c.untagged_responses["UIDNEXT"] == [b"4"]
+    assert c.untagged_responses["UNSEEN"] == [b"1"]
+    assert "UIDVALIDITY" in c.untagged_responses
+    typ, data = c.fetch("1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODY.PEEK[HEADER])")
+    assert typ == "OK"
+    heads = [d for d in data if isinstance(d, tuple)]
+    assert len(heads) == 3
+    assert b"UID 1 " in heads[0][0] and b"\\Recent" in heads[0][0]
+    assert b"subject 0" in heads[0][0]  # ENVELOPE
+    assert heads[2][1].startswith(b"Return-Path: <s@example.net>\r\n") and b"Subject: subject 2" in heads[2][1]
+    typ, data = c.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1] == b"Subject: subject 1\r\n\r\n"
+    typ, data = c.uid("FETCH", "3", "(FLAGS)")
+    assert b"UID 3" in data[0]
+    typ, data = c.fetch("1", "(BODYSTRUCTURE BODY RFC822.HEADER)")
+    assert b'BODYSTRUCTURE ("text" "plain"' in data[0][0]
+    c.logout()
+
+
+def test_fetch_body_sets_seen(store):
+    store.deliver("alice", "body one", "line one\nline two\n")
+    c = login(store)
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(BODY.PEEK[TEXT])")
+    assert data[0][1] == b"line one\r\nline two\r\n"
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert b"\\Seen" not in data[0]
+    typ, data = c.fetch("1", "(BODY[]<0.11>)")
+    assert data[0][1] == b"Return-Path"
+    assert b"\\Seen" in data[0][0] or b"\\Seen" in data[-1]  # FLAGS comes with the \Seen change
+    typ, data = c.fetch("1", "(RFC822)")
+    assert data[0][1].startswith(b"Return-Path:") and data[0][1].endswith(b"line two\r\n")
+    c.logout()
+
+
+def test_invalid_sequence_sets(store):
+    store.deliver("alice", "only one")
+    c = login(store)
+    c.select("INBOX")
+    for bad in ("0", "2", "1:x", "abc", "1,,2"):
+        with pytest.raises(imaplib.IMAP4.error):
+            c.fetch(bad, "(FLAGS)")
+    typ, data = c.uid("FETCH", "100:200", "(FLAGS)")  # UIDs that do not exist: nothing, OK
+    assert typ == "OK"
+    with pytest.raises(imaplib.IMAP4.error):
+        c.fetch("1", "(NOSUCHITEM)")
+    c.logout()
+
+
+def test_store_flags(store):
+    for i in range(3):
+        store.deliver("alice", f"m{i}")
+    c = login(store)
+    c.select("INBOX")
+    typ, data = c.store("1:2", "+FLAGS", "(\\Flagged $Work)")
+    assert typ == "OK" and len(data) == 2 and b"\\Flagged" in data[0] and b"$Work" in data[0]
+    typ, data = c.store("1", "-FLAGS", "(\\Flagged)")
+    assert b"\\Flagged" not in data[0] and b"$Work" in data[0]
+    typ, data = c.store("3", "+FLAGS.SILENT", "(\\Seen)")
+    assert typ == "OK" and data == [None]
+    typ, data = c.uid("STORE", "2", "FLAGS", "(\\Answered)")
+    assert b"UID 2" in data[0] and b"\\Answered" in data[0] and b"$Work" not in data[0]
+    typ, data = c.fetch("1:3", "(FLAGS)")
+    assert b"$Work" in data[0] and b"\\Answered" in data[1] and b"\\Seen" in data[2]
+    with pytest.raises(imaplib.IMAP4.error):
+        c.store("1", "+FLAGS", "(\\Recent)")
+    c.logout()
+    c = login(store)
+    c.examine("INBOX")
+    with pytest.raises(imaplib.IMAP4.error):
+        c.store("1", "+FLAGS", "(\\Seen)")
+    c.logout()
+
+
+def test_expunge_and_uid_expunge(store):
+    for i in range(5):
+        store.deliver("alice", f"m{i}")
+    c = login(store)
+    c.select("INBOX")
+    c.store("2,4", "+FLAGS", "(\\Deleted)")
+    typ, data = c.expunge()
+    assert typ == "OK" and data == [b"4", b"2"]
+    c.store("1:3", "+FLAGS", "(\\Deleted)")
+    typ, data = c.uid("EXPUNGE", "3")
+    assert data == [b"2"]
+    typ, data = c.uid("FETCH", "1:*", "(FLAGS)")
+    assert [re.search(rb"UID (\d+)", d).group(1) for d in data] == [b"1", b"5"]
+    c.close()  # expunges UID 1 (\Deleted) silently
+    c.select("INBOX")
+    typ, data = c.fetch("1:*", "(UID)")
+    assert data == [b"1 (UID 5)"]
+    c.logout()
+
+
+# --------------------------------------------------------------------------- mailboxes
+
+
+def test_mailbox_management(store):
+    c = login(store)
+    assert c.create("Work/Projects")[0] == "OK"
+    assert c.create("Archive")[0] == "OK"
+    with pytest.raises(imaplib.IMAP4.error):
+        c.create("Archive")
+    typ, data = c.list()
+    names = [d.decode() for d in data]
+    assert any(n.endswith('"/" INBOX') for n in names), names
+    assert any('\\HasChildren' in n and n.endswith('"/" Work') for n in names), names
+    assert any(n.endswith('"/" Work/Projects') for n in names), names
+    typ, data = c.list("", "%")
+    assert not any("Work/Projects" in d.decode() for d in data)
+    typ, data = c.list("", "")
+    assert data == [b'(\\Noselect) "/" ""']
+    assert c.subscribe("Archive")[0] == "OK"
+    typ, data = c.lsub()
+    assert data == [b'() "/" Archive']
+    assert c.unsubscribe("Archive")[0] == "OK"
+    typ, data = c.lsub()
+    assert data == [None]
+    assert c.rename("Archive", "Old")[0] == "OK"
+    typ, data = c.status("Old", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN RECENT)")
+    assert b"MESSAGES 0" in data[0] and b"UIDNEXT 1" in data[0]
+    assert c.delete("Old")[0] == "OK"
+    with pytest.raises(imaplib.IMAP4.error):
+        c.select("Old")
+    with pytest.raises(imaplib.IMAP4.error):
+        c.delete("INBOX")
+    typ, data = c.namespace()
+    assert data == [b'(("" "/")) NIL NIL']
+    c.logout()
+
+
+def test_append(store):
+    c = login(store)
+    msg = bc.make_message("appended")
+    typ, data = c.append("INBOX", "(\\Seen $Label)", '"05-Mar-2020 10:11:12 +0200"', msg)
+    assert typ == "OK" and data[0].startswith(b"[APPENDUID ") and data[0].split()[2] == b"1]"
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(FLAGS INTERNALDATE RFC822)")
+    assert b"\\Seen" in data[0][0] and b"$Label" in data[0][0]
+    assert b'"05-Mar-2020 10:11:12 +0200"' in data[0][0]
+    assert data[0][1] == msg
+    typ, data = c.append("Nope", None, None, msg)
+    assert typ == "NO" and b"[TRYCREATE]" in data[0]
+    # Without a header block: stored as sent.
+    typ, data = c.append("INBOX", None, None, b"just a body line\r\n")
+    assert typ == "OK"
+    # NUL bytes: refused (RFC 3501 literals are CHAR8, %x01-ff).
+    typ, data = c.append("INBOX", None, None, b"Subject: x\r\n\r\nnul \0 here\r\n")
+    assert typ == "NO"
+    c.logout()
+    r = Raw(store)
+    r.cmd(b"LOGIN alice a")
+    # Over max_append_size: BAD before any "+", the session goes on.
+    lines = r.cmd(b"APPEND INBOX {%d}" % (MAX_APPEND + 1))
+    assert lines[-1].startswith(b"t BAD"), lines
+    # LITERAL+: no continuation.
+    body = bc.make_message("literal plus")
+    r.send(b"u APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
+    assert r.until(b"u")[-1].startswith(b"u OK [APPENDUID")
+    assert r.cmd(b"NOOP")[-1].startswith(b"t OK")
+
+
+def test_copy_and_move(store):
+    for i in range(3):
+        store.deliver("alice", f"m{i}")
+    c = login(store)
+    c.create("Dest")
+    c.select("INBOX")
+    c.store("1", "+FLAGS", "(\\Flagged)")
+    typ, data = c.copy("1:2", "Dest")
+    assert typ == "OK" and data[0].startswith(b"[COPYUID ") and b" 1:2 1:2]" in data[0]
+    typ, data = c.copy("1", "Missing")
+    assert typ == "NO" and b"[TRYCREATE]" in data[0]
+    typ, data = c.uid("MOVE", "3", "Dest")
+    assert typ == "OK"
+    assert c.untagged_responses.get("EXPUNGE") == [b"3"]
+    typ, data = c.status("Dest", "(MESSAGES)")
+    assert b"MESSAGES 3" in data[0]
+    c.select("Dest")
+    typ, data = c.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"\\Flagged" in data[0][0] and data[0][1] == b"Subject: m0\r\n\r\n"
+    c.logout()
+
+
+# --------------------------------------------------------------------------- several sessions
+
+
+def test_two_sessions_see_each_other(store):
+    for i in range(3):
+        store.deliver("alice", f"m{i}")
+    a, b = login(store), login(store)
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("2", "+FLAGS", "(\\Seen)")
+    typ, data = b.noop()
+    assert any(b"FLAGS (\\Seen)" in d for d in b.untagged_responses.get("FETCH", [])), b.untagged_responses
+    a.store("1", "+FLAGS", "(\\Deleted)")
+    a.expunge()
+    # FETCH may not announce the expunge; NOOP does.
+    typ, data = b.fetch("1", "(UID)")
+    b.untagged_responses.pop("EXPUNGE", None)
+    b.noop()
+    assert b.untagged_responses.get("EXPUNGE") == [b"1"]
+    store.deliver("alice", "new one")
+    b.untagged_responses.clear()
+    b.noop()
+    assert b.untagged_responses.get("EXISTS") == [b"3"]
+    typ, data = b.fetch("3", "(UID)")
+    assert data == [b"3 (UID 4)"]
+    a.logout()
+    b.logout()
+
+
+def test_idle_wakes_on_delivery(store):
+    r = Raw(store)
+    r.cmd(b"LOGIN alice a")
+    r.cmd(b"SELECT INBOX")
+    r.send(b"i IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    start = time.time()
+    store.deliver("alice", "wake up")
+    assert r.line() == b"* 1 EXISTS"
+    assert time.time() - start < 1.0
+    r.send(b"DONE\r\n")
+    assert r.until(b"i")[-1].startswith(b"i OK")
+    r.close()
+
+
+def test_long_fetch_does_not_block_other_sessions(store):
+    big = "x" * 100 + "\n"
+    for i in range(4):
+        store.deliver("alice", f"big {i}", big * 5000)  # ~500 KB each
+    slow = Raw(store)
+    slow.cmd(b"LOGIN alice a")
+    slow.cmd(b"SELECT INBOX")
+    slow.send(b"f FETCH 1:* (BODY.PEEK[])\r\n")  # and read nothing for now
+    time.sleep(0.3)
+    c = login(store, "bob", "b")
+    start = time.time()
+    c.select("INBOX")
+    c.noop()
+    assert time.time() - start < 1.0
+    c.logout()
+    got = b""
+    while not re.search(rb"\r\nf OK", got):
+        got += slow.sock.recv(1 << 20)
+    assert got.count(b"FETCH (BODY[]") == 4
+
+
+# --------------------------------------------------------------------------- zero spool bytes
+
+
+def test_header_fetch_reads_zero_spool_bytes(store):
+    for i in range(20):
+        store.deliver("alice", f"h{i}")
+    c = login(store)
+    c.select("INBOX")
+    typ, data = c.fetch("1:*", "(FLAGS UID INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY "
+                        "BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] RFC822.HEADER)")
+    assert typ == "OK" and len([d for d in data if isinstance(d, tuple)]) == 20 * 3
+    c.logout()
+    assert "spool_bytes=0 " in store.close_line("alice")
+    mark = len(store.log_text())
+    c = login(store)
+    c.select("INBOX")
+    c.fetch("1", "(BODY.PEEK[])")
+    c.logout()
+    spool = int(re.search(r"spool_bytes=(\d+)", store.close_line("alice", mark)).group(1))
+    assert spool > 0
+
+
+# --------------------------------------------------------------------------- real clients
+
+
+def test_curl(store):
+    store.deliver("alice", "for curl", "curl body\n")
+    url = f"imap://127.0.0.1:{store.port('imap')}"
+    out = subprocess.run(["curl", "-s", "--max-time", "20", f"{url}/", "-u", "alice:a"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"INBOX" in out.stdout, out
+    out = subprocess.run(["curl", "-s", "--max-time", "20", f"{url}/INBOX;UID=1", "-u", "alice:a"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"Subject: for curl" in out.stdout and b"curl body" in out.stdout, out
+
+
+@pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync not installed")
+def test_mbsync_both_ways(store, tmp_path):
+    for i in range(3):
+        store.deliver("alice", f"sync {i}")
+    maildir = tmp_path / "maildir"
+    maildir.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(f"""IMAPAccount store
+Host 127.0.0.1
+Port {store.port('imap')}
+User alice
+Pass a
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account store
+
+MaildirStore local
+Path {maildir}/
+Inbox {maildir}/INBOX
+
+Channel sync
+Far :remote:
+Near :local:
+Patterns INBOX
+Create Both
+SyncState *
+""")
+
+    def mbsync() -> subprocess.CompletedProcess:
+        r = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        return r
+
+    mbsync()
+    new = list((maildir / "INBOX" / "new").iterdir()) + list((maildir / "INBOX" / "cur").iterdir())
+    assert len(new) == 3
+    # Local change up: a new message in the maildir.
+    (maildir / "INBOX" / "new" / "1700000000.local.host").write_bytes(bc.make_message("from local"))
+    mbsync()
+    c = login(store)
+    typ, data = c.select("INBOX")
+    assert data == [b"4"]
+    c.logout()
+    # And again with no changes: nothing moves.
+    mark = len(store.log_text())
+    mbsync()
+    assert "spool_bytes=0 " in store.close_line("alice", mark)
