@@ -87,26 +87,26 @@ bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-const std::string* astring(const imap::Arg& arg) {
+const std::string* astring(const basalt::imap::Arg& arg) {
   switch (arg.kind) {
-    case imap::ArgKind::kAtom:
-    case imap::ArgKind::kQuoted:
-    case imap::ArgKind::kLiteral:
+    case basalt::imap::ArgKind::kAtom:
+    case basalt::imap::ArgKind::kQuoted:
+    case basalt::imap::ArgKind::kLiteral:
       return &arg.text;
-    case imap::ArgKind::kList:
-    case imap::ArgKind::kNil:
+    case basalt::imap::ArgKind::kList:
+    case basalt::imap::ArgKind::kNil:
       return nullptr;
   }
   return nullptr;
 }
 
-std::optional<FlagSet> parse_flags(const imap::Arg& arg) {
+std::optional<FlagSet> parse_flags(const basalt::imap::Arg& arg) {
   FlagSet set;
-  if (arg.kind == imap::ArgKind::kList) {
-    for (const imap::Arg& item : arg.items) {
-      if (item.kind != imap::ArgKind::kAtom || !add_flag(set, item.text)) return std::nullopt;
+  if (arg.kind == basalt::imap::ArgKind::kList) {
+    for (const basalt::imap::Arg& item : arg.items) {
+      if (item.kind != basalt::imap::ArgKind::kAtom || !add_flag(set, item.text)) return std::nullopt;
     }
-  } else if (arg.kind != imap::ArgKind::kAtom || !add_flag(set, arg.text)) {
+  } else if (arg.kind != basalt::imap::ArgKind::kAtom || !add_flag(set, arg.text)) {
     return std::nullopt;
   }
   if (set.keywords.size() > kMaxKeywordsPerMessage) return std::nullopt;

@@ -15,7 +15,7 @@ std::string ascii_upper(std::string_view text);
 bool iequals(std::string_view a, std::string_view b);
 
 // astring (atom, quoted or literal); nullptr for NIL or a list.
-const std::string* astring(const imap::Arg& arg);
+const std::string* astring(const basalt::imap::Arg& arg);
 
 // A flag list "(\Seen foo)" or a single flag atom, for STORE and APPEND.
 struct FlagSet {
@@ -23,7 +23,7 @@ struct FlagSet {
   std::vector<std::string> keywords;  // sorted, de-duplicated
 };
 // nullopt for an unknown system flag, \Recent, or a keyword that is not an atom.
-std::optional<FlagSet> parse_flags(const imap::Arg& arg);
+std::optional<FlagSet> parse_flags(const basalt::imap::Arg& arg);
 
 // RFC 3501 date-time "dd-Mon-yyyy hh:mm:ss +zzzz" (APPEND) -> seconds since the epoch and the
 // zone's offset in minutes.

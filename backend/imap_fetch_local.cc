@@ -75,14 +75,14 @@ std::optional<FetchItem> parse_item(const std::string& atom) {
   return parse_section(atom);
 }
 
-bool add_items(FetchRequest& req, const imap::Arg& arg) {
+bool add_items(FetchRequest& req, const basalt::imap::Arg& arg) {
   std::vector<std::string> names;
-  if (arg.kind == imap::ArgKind::kList) {
-    for (const imap::Arg& a : arg.items) {
-      if (a.kind != imap::ArgKind::kAtom) return false;
+  if (arg.kind == basalt::imap::ArgKind::kList) {
+    for (const basalt::imap::Arg& a : arg.items) {
+      if (a.kind != basalt::imap::ArgKind::kAtom) return false;
       names.push_back(a.text);
     }
-  } else if (arg.kind == imap::ArgKind::kAtom) {
+  } else if (arg.kind == basalt::imap::ArgKind::kAtom) {
     std::string up = ascii_upper(arg.text);
     if (up == "ALL") names = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"};
     else if (up == "FAST") names = {"FLAGS", "INTERNALDATE", "RFC822.SIZE"};
@@ -149,7 +149,7 @@ void append_section(std::string& out, const FetchItem& it, const index::CachedMe
 
 }  // namespace
 
-std::optional<FetchRequest> parse_fetch(const std::vector<imap::Arg>& args, bool uid) {
+std::optional<FetchRequest> parse_fetch(const std::vector<basalt::imap::Arg>& args, bool uid) {
   FetchRequest req;
   if (args.size() != 1 || !add_items(req, args[0])) return std::nullopt;
   bool has_uid = false;

@@ -33,7 +33,7 @@ struct FetchRequest {
 };
 
 // args: the FETCH arguments after the sequence set. nullopt when malformed.
-std::optional<FetchRequest> parse_fetch(const std::vector<imap::Arg>& args, bool uid);
+std::optional<FetchRequest> parse_fetch(const std::vector<basalt::imap::Arg>& args, bool uid);
 
 // "* seq FETCH (...)\r\n". `raw` (CRLF-normalized) is needed only when needs_body.
 std::string render_fetch(const FetchRequest& req, size_t seq, const ViewMessage& m,

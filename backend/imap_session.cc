@@ -28,7 +28,7 @@ constexpr uint8_t kAuthed = kAuthOnly | kSelected;
 constexpr uint8_t kAny = kPreAuth | kAuthed;
 
 imap::Limits session_limits(bool authenticated, size_t max_append) {
-  imap::Limits l;
+  basalt::imap::Limits l;
   // l.server_grammar = true;  TODO when the parser mode lands
   l.max_list_depth = 8;
   if (!authenticated) {
@@ -208,34 +208,34 @@ void ImapSession::on_read(bufferevent*, void* arg) { static_cast<ImapSession*>(a
 
 void ImapSession::feed(std::string_view chunk, size_t& used) {
   if (input_ != Input::kCommand) {
-    imap::Status status = line_.feed(chunk, used);
-    if (status == imap::Status::kError) {
+    basalt::imap::Status status = line_.feed(chunk, used);
+    if (status == basalt::imap::Status::kError) {
       line_.wipe();
       input_ = Input::kCommand;
       return bad(std::exchange(pending_tag_, {}), "Line too long.");
     }
-    if (status != imap::Status::kCommand) return;
+    if (status != basalt::imap::Status::kCommand) return;
     std::string line = line_.take_line();
     line_.wipe();
     if (input_ == Input::kSaslResponse) return sasl_response(std::move(line));
     return idle_line(line);
   }
   switch (parser_.feed(chunk, used)) {
-    case imap::Status::kNeedMore:
+    case basalt::imap::Status::kNeedMore:
       return;
-    case imap::Status::kNeedContinuation:
+    case basalt::imap::Status::kNeedContinuation:
       return send("+ Ready for literal data\r\n");
-    case imap::Status::kCommand: {
+    case basalt::imap::Status::kCommand: {
       Command cmd = parser_.take_command();
       dispatch(cmd);
       return;
     }
-    case imap::Status::kError:
+    case basalt::imap::Status::kError:
       return parse_error(parser_.error());
   }
 }
 
-void ImapSession::parse_error(const imap::ParseError& error) {
+void ImapSession::parse_error(const basalt::imap::ParseError& error) {
   if (error.fatal) {
     send("* BYE " + error.message + "\r\n");
     return close_after_flush("protocol error: " + error.message);
@@ -292,7 +292,7 @@ bool ImapSession::state_allows(const CommandSpec& spec, const std::string& tag) 
 
 // UID FETCH / SEARCH / STORE / COPY / MOVE / EXPUNGE: the same commands with UIDs for numbers.
 void ImapSession::cmd_uid(Command& cmd) {
-  if (cmd.args.empty() || cmd.args[0].kind != imap::ArgKind::kAtom) return bad(cmd.tag, "UID needs a command.");
+  if (cmd.args.empty() || cmd.args[0].kind != basalt::imap::ArgKind::kAtom) return bad(cmd.tag, "UID needs a command.");
   cmd.name = ascii_upper(cmd.args[0].text);
   cmd.args.erase(cmd.args.begin());
   uid_command_ = true;

@@ -51,7 +51,7 @@ class ImapSession : public Connection {
   enum class Input { kCommand, kSaslResponse, kIdle };
   // Which untagged updates a command may be followed by (RFC 3501 7.4.1).
   enum class Sync { kNone, kNoExpunge, kFull };
-  using Command = imap::Command;
+  using Command = basalt::imap::Command;
   using Handler = void (ImapSession::*)(Command&);
   struct CommandSpec;
   struct FetchJob;
@@ -64,7 +64,7 @@ class ImapSession : public Connection {
   void process();
   void resume();
   void feed(std::string_view chunk, size_t& used);
-  void parse_error(const imap::ParseError& error);
+  void parse_error(const basalt::imap::ParseError& error);
   void dispatch(Command& cmd);
   bool state_allows(const CommandSpec& spec, const std::string& tag);
   void send(std::string_view text);
@@ -140,8 +140,8 @@ class ImapSession : public Connection {
   const bool trusted_;    // the peer is in [auth] trusted_networks
   State state_ = State::kNotAuthenticated;
   Input input_ = Input::kCommand;
-  imap::CommandParser parser_;
-  imap::LineReader line_;
+  basalt::imap::CommandParser parser_;
+  basalt::imap::LineReader line_;
   std::string pending_tag_;  // AUTHENTICATE / IDLE waiting for a continuation line
   bool busy_ = false;        // a pool call, a delay or a drain wait is pending
   bool closing_ = false;

@@ -49,7 +49,7 @@ void ImapSession::cmd_login(Command& cmd) {
   const std::string* user = cmd.args.size() == 2 ? astring(cmd.args[0]) : nullptr;
   const std::string* password = cmd.args.size() == 2 ? astring(cmd.args[1]) : nullptr;
   if (!user || !password) {
-    for (imap::Arg& a : cmd.args) sasl::wipe(a.text);
+    for (basalt::imap::Arg& a : cmd.args) sasl::wipe(a.text);
     parser_.wipe();
     return bad(cmd.tag, "LOGIN needs a user name and a password.");
   }
@@ -64,7 +64,7 @@ void ImapSession::cmd_login(Command& cmd) {
 }
 
 void ImapSession::cmd_authenticate(Command& cmd) {
-  if (cmd.args.empty() || cmd.args.size() > 2 || cmd.args[0].kind != imap::ArgKind::kAtom) {
+  if (cmd.args.empty() || cmd.args.size() > 2 || cmd.args[0].kind != basalt::imap::ArgKind::kAtom) {
     return bad(cmd.tag, "AUTHENTICATE needs a mechanism.");
   }
   if (!iequals(cmd.args[0].text, "PLAIN")) return no(cmd.tag, "Unsupported authentication mechanism.");
@@ -125,7 +125,7 @@ void ImapSession::login_done(const std::string& tag, const std::string& name, co
 
 // ID (RFC 2971). From a trusted proxy, x-originating-ip/-port name the real client for logs.
 void ImapSession::cmd_id(Command& cmd) {
-  if (cmd.args.size() != 1 || (cmd.args[0].kind != imap::ArgKind::kList && cmd.args[0].kind != imap::ArgKind::kNil)) {
+  if (cmd.args.size() != 1 || (cmd.args[0].kind != basalt::imap::ArgKind::kList && cmd.args[0].kind != basalt::imap::ArgKind::kNil)) {
     return bad(cmd.tag, "ID needs a parameter list or NIL.");
   }
   const auto& items = cmd.args[0].items;

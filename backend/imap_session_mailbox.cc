@@ -51,7 +51,7 @@ Opened open_mailbox(MailboxHub& hub, const std::string& user, const std::string&
   return r;
 }
 
-std::string mailbox_arg(const imap::Arg& arg) {
+std::string mailbox_arg(const basalt::imap::Arg& arg) {
   const std::string* s = astring(arg);
   if (!s) return {};
   std::string name = *s;
@@ -250,14 +250,14 @@ void ImapSession::cmd_list(Command& cmd) {
 }
 
 void ImapSession::cmd_status(Command& cmd) {
-  if (cmd.args.size() != 2 || !astring(cmd.args[0]) || cmd.args[1].kind != imap::ArgKind::kList) {
+  if (cmd.args.size() != 2 || !astring(cmd.args[0]) || cmd.args[1].kind != basalt::imap::ArgKind::kList) {
     return bad(cmd.tag, "STATUS needs a mailbox and a list of items.");
   }
   std::vector<std::string> items;
-  for (const imap::Arg& a : cmd.args[1].items) {
+  for (const basalt::imap::Arg& a : cmd.args[1].items) {
     std::string item = ascii_upper(a.text);
     static constexpr std::string_view kKnown[] = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"};
-    if (a.kind != imap::ArgKind::kAtom || std::find(std::begin(kKnown), std::end(kKnown), item) == std::end(kKnown)) {
+    if (a.kind != basalt::imap::ArgKind::kAtom || std::find(std::begin(kKnown), std::end(kKnown), item) == std::end(kKnown)) {
       return bad(cmd.tag, "Unknown STATUS item.");
     }
     items.push_back(item);
@@ -283,18 +283,18 @@ void ImapSession::cmd_status(Command& cmd) {
 // A message without a header block is stored as sent (RFC 3501 does not require headers).
 void ImapSession::cmd_append(Command& cmd) {
   auto& a = cmd.args;
-  if (a.size() < 2 || a.size() > 4 || !astring(a[0]) || a.back().kind != imap::ArgKind::kLiteral) {
+  if (a.size() < 2 || a.size() > 4 || !astring(a[0]) || a.back().kind != basalt::imap::ArgKind::kLiteral) {
     return bad(cmd.tag, "APPEND needs a mailbox and a message literal.");
   }
   auto request = std::make_shared<AppendRequest>();
   request->internal_date = static_cast<int64_t>(std::time(nullptr));
   for (size_t i = 1; i + 1 < a.size(); ++i) {
-    if (a[i].kind == imap::ArgKind::kList) {
+    if (a[i].kind == basalt::imap::ArgKind::kList) {
       auto flags = parse_flags(a[i]);
       if (!flags) return bad(cmd.tag, "Invalid flags.");
       request->flags = flags->flags;
       request->keywords = std::move(flags->keywords);
-    } else if (a[i].kind == imap::ArgKind::kQuoted) {
+    } else if (a[i].kind == basalt::imap::ArgKind::kQuoted) {
       auto date = parse_date_time(a[i].text);
       if (!date) return bad(cmd.tag, "Invalid date-time.");
       request->internal_date = date->seconds;

@@ -46,8 +46,8 @@ std::string uid_set(const std::vector<uint32_t>& uids) {
 }  // namespace
 
 // The messages a sequence set names in this session's view, as indexes; nullopt when malformed.
-static std::optional<std::vector<size_t>> resolve_set(const MailboxView& view, const imap::Arg& arg, bool uid) {
-  if (arg.kind != imap::ArgKind::kAtom) return std::nullopt;
+static std::optional<std::vector<size_t>> resolve_set(const MailboxView& view, const basalt::imap::Arg& arg, bool uid) {
+  if (arg.kind != basalt::imap::ArgKind::kAtom) return std::nullopt;
   auto set = local::parse_sequence_set(arg.text);
   if (!set) return std::nullopt;
   if (!uid) {
@@ -79,7 +79,7 @@ void ImapSession::cmd_fetch(Command& cmd) {
   if (cmd.args.size() != 2) return bad(cmd.tag, "FETCH needs a sequence set and items.");
   auto indexes = resolve_set(view_, cmd.args[0], uid);
   if (!indexes) return bad(cmd.tag, "Invalid sequence set.");
-  std::vector<imap::Arg> items(cmd.args.begin() + 1, cmd.args.end());
+  std::vector<basalt::imap::Arg> items(cmd.args.begin() + 1, cmd.args.end());
   auto request = local::parse_fetch(items, uid);
   if (!request) return bad(cmd.tag, "Invalid FETCH items.");
   auto job = std::make_shared<FetchJob>();
@@ -199,13 +199,13 @@ void ImapSession::cmd_store(Command& cmd) {
   if (cmd.args.size() < 3) return bad(cmd.tag, "STORE needs a sequence set, an item and flags.");
   auto indexes = resolve_set(view_, cmd.args[0], uid);
   if (!indexes) return bad(cmd.tag, "Invalid sequence set.");
-  std::string item = cmd.args[1].kind == imap::ArgKind::kAtom ? ascii_upper(cmd.args[1].text) : "";
+  std::string item = cmd.args[1].kind == basalt::imap::ArgKind::kAtom ? ascii_upper(cmd.args[1].text) : "";
   bool silent = item.ends_with(".SILENT");
   if (silent) item.resize(item.size() - 7);
   char op = !item.empty() && (item[0] == '+' || item[0] == '-') ? item[0] : '=';
   if (item.substr(op == '=' ? 0 : 1) != "FLAGS") return bad(cmd.tag, "Invalid STORE item.");
-  imap::Arg list{imap::ArgKind::kList, {}, {}};
-  if (cmd.args.size() == 3 && cmd.args[2].kind == imap::ArgKind::kList) list = cmd.args[2];
+  basalt::imap::Arg list{basalt::imap::ArgKind::kList, {}, {}};
+  if (cmd.args.size() == 3 && cmd.args[2].kind == basalt::imap::ArgKind::kList) list = cmd.args[2];
   else list.items.assign(cmd.args.begin() + 2, cmd.args.end());
   auto flags = parse_flags(list);
   if (!flags) return bad(cmd.tag, "Invalid flags.");
