@@ -17,7 +17,8 @@ auto log() { return logger("store"); }
 constexpr size_t kMaxPendingOutput = 256 * 1024;  // stop parsing commands above this
 constexpr size_t kWriteLowWatermark = 64 * 1024;  // on_write fires at or below this
 constexpr size_t kMaxPendingInput = 256 * 1024;   // stop reading the socket above this
-constexpr unsigned kMaxBadCommands = 5;
+constexpr unsigned kMaxBadCommands = 5;         // before authentication
+constexpr unsigned kMaxBadCommandsAuthed = 20;  // after (clients probe extensions)
 constexpr size_t kPreAuthLine = 8192;
 
 // States a command is valid in (bits of 1 << State).
@@ -29,7 +30,7 @@ constexpr uint8_t kAny = kPreAuth | kAuthed;
 
 imap::Limits session_limits(bool authenticated, size_t max_append) {
   basalt::imap::Limits l;
-  // l.server_grammar = true;  TODO when the parser mode lands
+  l.server_grammar = true;
   l.max_list_depth = 8;
   if (!authenticated) {
     l.max_line = kPreAuthLine;
@@ -245,7 +246,8 @@ void ImapSession::parse_error(const basalt::imap::ParseError& error) {
 
 void ImapSession::bad(const std::string& tag, std::string_view text) {
   send((tag.empty() ? std::string("*") : tag) + " BAD " + std::string(text) + "\r\n");
-  if (++bad_commands_ >= kMaxBadCommands) {
+  unsigned limit = state_ == State::kNotAuthenticated ? kMaxBadCommands : kMaxBadCommandsAuthed;
+  if (++bad_commands_ >= limit) {
     send("* BYE Too many invalid commands.\r\n");
     close_after_flush("too many invalid commands");
   }

@@ -7,7 +7,7 @@
 
 #include "backend/imap_args.h"
 #include "backend/imap_fetch_local.h"
-#include "backend/imap_local.h"
+#include "backend/imap_sequence.h"
 #include "backend/imap_session.h"
 #include "common/log.h"
 #include "indexer/message_summary.h"
@@ -29,33 +29,23 @@ std::vector<uint32_t> view_uids(const MailboxView& view) {
   return uids;
 }
 
-// "1:3,7" from ascending UIDs (UIDPLUS uid-set).
-std::string uid_set(const std::vector<uint32_t>& uids) {
-  std::string out;
-  for (size_t i = 0; i < uids.size();) {
-    size_t j = i;
-    while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
-    if (!out.empty()) out += ',';
-    out += std::to_string(uids[i]);
-    if (j > i) out += ":" + std::to_string(uids[j]);
-    i = j + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
-// The messages a sequence set names in this session's view, as indexes; nullopt when malformed.
+// The messages a sequence set names in this session's view, as indexes; nullopt when malformed
+// or (sequence numbers) beyond the view.
 static std::optional<std::vector<size_t>> resolve_set(const MailboxView& view, const basalt::imap::Arg& arg, bool uid) {
   if (arg.kind != basalt::imap::ArgKind::kAtom) return std::nullopt;
-  auto set = local::parse_sequence_set(arg.text);
+  auto set = imap::parse_sequence_set(arg.text);
   if (!set) return std::nullopt;
-  if (!uid) {
-    for (const local::SeqRange& r : *set) {
-      if (r.first > view.size() || r.last > view.size()) return std::nullopt;  // RFC 3501 9: invalid
-    }
+  std::vector<uint32_t> positions;
+  if (uid) {
+    positions = imap::resolve_uids(*set, view_uids(view));
+  } else {
+    auto r = imap::resolve_seqnums(*set, static_cast<uint32_t>(view.size()));
+    if (!r) return std::nullopt;
+    positions = std::move(*r);
   }
-  return local::resolve(*set, view_uids(view), uid);
+  return std::vector<size_t>(positions.begin(), positions.end());
 }
 
 struct ImapSession::FetchJob {
@@ -380,8 +370,8 @@ void ImapSession::copy_done(const std::string& tag, bool move, const CopyOutcome
     return finish(tag, "NO [SERVERBUG] Copy failed.", Sync::kFull, true);
   }
   std::string code = out.copied.empty() ? std::string()
-                                        : "[COPYUID " + std::to_string(out.uidvalidity) + " " + uid_set(out.source) +
-                                              " " + uid_set(out.copied) + "] ";
+                                        : "[COPYUID " + std::to_string(out.uidvalidity) + " " + imap::format_uid_set(out.source) +
+                                              " " + imap::format_uid_set(out.copied) + "] ";
   if (!move) return finish(tag, "OK " + code + "COPY completed.", Sync::kFull);
   if (!code.empty()) send("* OK " + code + "Moved.\r\n");
   finish(tag, "OK MOVE completed.", Sync::kFull, true);

@@ -6,7 +6,7 @@ namespace basalt::store {
 
 namespace {
 
-bool in_range(uint32_t uid, std::pair<uint32_t, uint32_t> range) { return uid > range.first && uid <= range.second; }
+bool in_range(uint32_t uid, std::pair<uint32_t, uint32_t> range) { return uid >= range.first && uid <= range.second; }
 
 }  // namespace
 

@@ -32,7 +32,7 @@ std::string format_flags(uint8_t flags, const std::vector<std::string>& keywords
 
 class MailboxView {
  public:
-  // `recent`: the (after, up_to] UID range this session claimed as \Recent.
+  // `recent`: the [first, last] UID range this session claimed as \Recent (Mailbox::claim_recent).
   void load(const StateSnapshot& snapshot, std::pair<uint32_t, uint32_t> recent);
   void clear() { *this = MailboxView{}; }
 

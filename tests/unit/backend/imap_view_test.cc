@@ -27,7 +27,7 @@ MailboxView view_of(std::vector<uint32_t> uids, std::pair<uint32_t, uint32_t> re
 }
 
 TEST(ImapView, LoadKeepsOrderAndRecent) {
-  MailboxView v = view_of({3, 5, 9}, {4, 9});
+  MailboxView v = view_of({3, 5, 9}, {5, 9});
   EXPECT_EQ(v.size(), 3u);
   EXPECT_EQ(v.index_of(5), 1u);
   EXPECT_FALSE(v.index_of(4));
@@ -68,7 +68,7 @@ TEST(ImapView, NewMessagesAndFlagChanges) {
   c.highest_modseq = 8;
   c.uidnext = 5;
   c.changed = {meta(2, kFlagSeen | kFlagFlagged, 7), meta(3, 0, 8), meta(4, 0, 8)};
-  EXPECT_EQ(v.apply(c, {2, 3}, true),
+  EXPECT_EQ(v.apply(c, {3, 3}, true),
             "* 4 EXISTS\r\n* 1 RECENT\r\n* 2 FETCH (UID 2 FLAGS (\\Seen \\Flagged))\r\n");
   EXPECT_TRUE(v.at(2).recent);
   EXPECT_FALSE(v.at(3).recent);
