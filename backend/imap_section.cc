@@ -107,27 +107,34 @@ std::optional<std::string> extract_section(std::string_view raw, const Section& 
   return message_section(raw, root, node->children[0], section);
 }
 
+void for_each_header_field(std::string_view header,
+                           const std::function<void(std::string_view name, std::string_view field)>& fn) {
+  auto line_after = [header](size_t pos) {
+    size_t lf = header.find('\n', pos);
+    return lf == std::string_view::npos ? header.size() : lf + 1;
+  };
+  for (size_t pos = 0; pos < header.size();) {
+    size_t start = pos;
+    pos = line_after(pos);
+    std::string_view first = header.substr(start, pos - start);
+    if (first == "\n" || first == "\r\n") return;  // the blank line that ends the header
+    while (pos < header.size() && is_wsp(header[pos])) pos = line_after(pos);
+    size_t colon = first.find(':');
+    std::string_view name = is_wsp(first[0]) || colon == std::string_view::npos ? std::string_view{} : first.substr(0, colon);
+    while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
+    fn(name, header.substr(start, pos - start));
+  }
+}
+
 std::string filter_header_fields(std::string_view header, const std::vector<std::string>& names, bool exclude) {
   std::string kept;
-  bool keep = false;  // whether the current field (and so its continuation lines) is kept
-  for (size_t pos = 0; pos < header.size();) {
-    size_t lf = header.find('\n', pos);
-    size_t next = lf == std::string_view::npos ? header.size() : lf + 1;
-    std::string_view line = header.substr(pos, next - pos);
-    if (line == "\n" || line == "\r\n") break;  // the blank line that ends the header
-    if (!is_wsp(line[0])) {
-      size_t colon = line.find(':');
-      std::string_view name = line.substr(0, colon == std::string_view::npos ? 0 : colon);
-      while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
-      bool listed = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, name); });
-      keep = colon != std::string_view::npos && listed != exclude;
-    }
-    if (keep) {
-      kept.append(line);
-      if (line.back() != '\n') kept.append("\r\n");  // a header cut off without a line end
-    }
-    pos = next;
-  }
+  for_each_header_field(header, [&](std::string_view name, std::string_view field) {
+    if (name.empty()) return;
+    bool listed = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, name); });
+    if (listed == exclude) return;
+    kept.append(field);
+    if (field.back() != '\n') kept.append("\r\n");  // a header cut off without a line end
+  });
   kept.append("\r\n");
   return imap_text(kept);
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,12 @@ std::optional<std::string> extract_section(std::string_view raw, const Section& 
 // field) whose names are (exclude: are not) in `names`, case-insensitively, in their original
 // order, followed by the blank line. Lines that are not fields (no colon) are never kept.
 std::string filter_header_fields(std::string_view header, const std::vector<std::string>& names, bool exclude);
+
+// Calls fn(name, field) for each field of a header block (CRLF or LF lines, up to the blank
+// line): `field` is its text with its folded continuation lines and line ends, `name` the text
+// before the colon without trailing white space, empty for a line that is not a field.
+void for_each_header_field(std::string_view header,
+                           const std::function<void(std::string_view name, std::string_view field)>& fn);
 
 // The section as a FETCH response label: "HEADER.FIELDS (FROM X-Y)", "1.2.MIME", "" —
 // field names uppercased as Dovecot sends them, quoted when they are not atoms.
