@@ -125,6 +125,7 @@ Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t
 Session::~Session() {
   if (holds_connection_slot_) worker_.limits().release_connection(peer_.host());
   if (holds_session_slot_) worker_.limits().release_session(user_);
+  relay_.reset();  // before the client socket closes: its events are on it
   release_client();
   free_bufferevent(backend_);
   if (timer_) event_free(timer_);
@@ -266,7 +267,7 @@ void Session::on_client_read(bufferevent*, void* self) {
       s->process_input();
       return;
     case State::kProxying:
-      s->relay(s->client_, s->backend_, s->bytes_in_);
+      s->relay(s->client_, s->backend_);
       return;
     case State::kTlsHandshake:
     case State::kAuthenticating:
@@ -331,7 +332,7 @@ void Session::on_backend_read(bufferevent* bev, void* self) {
   if (s->state_ == State::kBackendLogin) {
     s->on_backend_input(bufferevent_get_input(bev));
   } else if (s->state_ == State::kProxying) {
-    s->relay(s->backend_, s->client_, s->bytes_out_);
+    s->relay(s->backend_, s->client_);
   }
 }
 
@@ -622,6 +623,13 @@ void Session::backend_login_succeeded() {
 }
 
 void Session::start_relay() {
+  last_activity_ = steady_clock::now();
+  timer_action_ = [this] { on_timeout(); };
+  arm_timer(duration_cast<milliseconds>(config_.limits.idle_timeout));
+  if (!tls_active_ && !shard_->tls) {
+    start_raw_relay();
+    return;
+  }
   for (bufferevent* bev : {client_, backend_}) {
     bufferevent_setwatermark(bev, EV_READ, 0, 0);
     bufferevent_set_max_single_read(bev, kMaxSingleIo);
@@ -629,22 +637,66 @@ void Session::start_relay() {
     bufferevent_setwatermark(bev, EV_WRITE, config_.limits.relay_high_watermark / 2, 0);
     bufferevent_enable(bev, bev == client_ && client_eof_pending_ ? EV_WRITE : EV_READ | EV_WRITE);
   }
-  last_activity_ = steady_clock::now();
-  timer_action_ = [this] { on_timeout(); };
-  arm_timer(duration_cast<milliseconds>(config_.limits.idle_timeout));
   // Whatever either side sent right behind the login exchange is already buffered.
-  relay(backend_, client_, bytes_out_);
-  relay(client_, backend_, bytes_in_);
+  relay(backend_, client_);
+  relay(client_, backend_);
   if (client_eof_pending_) on_client_eof();
 }
 
-void Session::relay(bufferevent* from, bufferevent* to, uint64_t& counter) {
+// Both sides plain: the relay takes both sockets over, with what the login left in the
+// bufferevents (the client's tagged OK, anything pipelined either way).
+void Session::start_raw_relay() {
+  relay(backend_, client_);
+  relay(client_, backend_);
+  evutil_socket_t backend_fd = bufferevent_getfd(backend_);
+  bufferevent_setfd(backend_, -1);  // so that freeing the bufferevent does not close it
+  relay_ = std::make_unique<Relay>(worker_.base(), worker_.relay_scratch(), config_.limits.relay_high_watermark,
+                                   static_cast<Relay::Owner&>(*this), client_fd_, backend_fd);
+  relay_->start(bufferevent_get_output(client_), bufferevent_get_output(backend_), client_eof_pending_);
+  free_bufferevent(client_);
+  free_bufferevent(backend_);
+  if (client_eof_pending_) on_relay_client_eof();
+}
+
+// Back to a bufferevent on the client socket for the last words: what the shard sent, a
+// goodbye, then close once flushed. The shard's socket closes with the relay.
+void Session::rewrap_client() {
+  client_ = bufferevent_socket_new(worker_.base(), client_fd_, BEV_OPT_DEFER_CALLBACKS);
+  if (client_) {
+    install_client_callbacks();
+    relay_->take_client_pending(bufferevent_get_output(client_));
+    bufferevent_enable(client_, EV_WRITE);
+  }
+  relay_.reset();
+}
+
+void Session::count_relayed(bool from_client, size_t bytes) {
+  (from_client ? bytes_in_ : bytes_out_) += bytes;
+  Stats::add(from_client ? worker_.stats().bytes_client_to_backend : worker_.stats().bytes_backend_to_client, bytes);
+  last_activity_ = steady_clock::now();
+}
+
+void Session::on_relayed(Relay::Side from, size_t bytes) { count_relayed(from == Relay::Side::kClient, bytes); }
+
+void Session::on_relay_client_eof() {
+  client_eof_ = true;
+  expect_shard_finish();
+}
+
+void Session::on_relay_closed(Relay::Side side, const std::string& why) {
+  if (side == Relay::Side::kClient) {
+    close("client " + why);
+    return;
+  }
+  rewrap_client();
+  close_after_flush("backend " + why);
+}
+
+void Session::relay(bufferevent* from, bufferevent* to) {
   evbuffer* input = bufferevent_get_input(from);
   size_t n = evbuffer_get_length(input);
   if (n == 0) return;
-  counter += n;
-  Stats::add(from == client_ ? worker_.stats().bytes_client_to_backend : worker_.stats().bytes_backend_to_client, n);
-  last_activity_ = steady_clock::now();
+  count_relayed(from == client_, n);
   evbuffer* output = bufferevent_get_output(to);
   // Write through on plain sockets, straight from the input: libevent then never arms EPOLLOUT
   // for a chunk the socket takes at once (no epoll_ctl, no extra wake-up). What the socket
@@ -663,21 +715,25 @@ void Session::on_relay_drained(bufferevent* drained) {
   bufferevent* other = drained == client_ ? backend_ : client_;
   if (!other || (bufferevent_get_enabled(other) & EV_READ)) return;
   bufferevent_enable(other, EV_READ);
-  relay(other, drained, other == client_ ? bytes_in_ : bytes_out_);
+  relay(other, drained);
 }
 
 void Session::on_client_eof() {
   // The client may have half-closed after pipelining commands: deliver them all to the shard,
   // then half-close towards it and keep relaying its answers until it closes.
-  relay(client_, backend_, bytes_in_);
+  relay(client_, backend_);
   client_eof_ = true;
-  close_reason_ = "client closed the connection";
   bufferevent_disable(client_, EV_READ);
   bufferevent_enable(backend_, EV_READ);
   bufferevent_setwatermark(backend_, EV_WRITE, 0, 0);
+  expect_shard_finish();
+  if (evbuffer_get_length(bufferevent_get_output(backend_)) == 0) shut_backend_writes();
+}
+
+void Session::expect_shard_finish() {
+  close_reason_ = "client closed the connection";
   timer_action_ = [this] { close(close_reason_ + " (shard did not finish)"); };
   arm_timer(3 * kFlushTimeout);
-  if (evbuffer_get_length(bufferevent_get_output(backend_)) == 0) shut_backend_writes();
 }
 
 void Session::shut_backend_writes() {
@@ -690,7 +746,7 @@ void Session::shut_backend_writes() {
 
 void Session::on_side_closed(bufferevent* side, const std::string& reason) {
   bufferevent* other = side == client_ ? backend_ : client_;
-  relay(side, other, side == client_ ? bytes_in_ : bytes_out_);
+  relay(side, other);
   if (side == client_) {
     close(reason);  // nobody left to deliver the backend's remaining output to
     return;
@@ -701,9 +757,11 @@ void Session::on_side_closed(bufferevent* side, const std::string& reason) {
 
 void Session::kick(const std::string& text, const std::string& reason) {
   if (!timer_ || state_ == State::kClosing) return;
-  if (backend_) {
+  if (relay_) {
+    rewrap_client();  // what the relay holds for the client goes first
+  } else if (backend_) {
     // Whatever the shard already sent goes first; nothing more is read from it.
-    relay(backend_, client_, bytes_out_);
+    relay(backend_, client_);
     free_bufferevent(backend_);
   }
   send_bye(text);
@@ -742,6 +800,7 @@ void Session::close(const std::string& reason) {
   if (!timer_) return;  // already closed
   log_end(reason);
   set_state(State::kClosing);
+  relay_.reset();
   release_client();
   free_bufferevent(backend_);
   event_free(timer_);

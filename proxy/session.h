@@ -16,6 +16,7 @@
 #include "common/result.h"
 #include "directory/directory.h"
 #include "proxy/proxy_config.h"
+#include "proxy/relay.h"
 #include "proxy/tls_contexts.h"
 
 namespace basalt::proxy {
@@ -71,7 +72,7 @@ struct ClientIdentity {
   int proxy_ttl = 5;    // decremented per proxy hop
 };
 
-class Session {
+class Session : private Relay::Owner {
  public:
   Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t fd, const SocketAddress& peer,
           const SocketAddress& local);
@@ -139,6 +140,7 @@ class Session {
   const ShardConfig* shard_ = nullptr;
   bufferevent* client_ = nullptr;
   bufferevent* backend_ = nullptr;
+  std::unique_ptr<Relay> relay_;  // proxying with plain sockets on both sides: replaces both
 
  private:
   static void on_client_read(bufferevent* bev, void* self);
@@ -167,7 +169,14 @@ class Session {
   void on_route_hint(const directory::UserRoute& route);
   Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
   void start_relay();
-  void relay(bufferevent* from, bufferevent* to, uint64_t& counter);
+  void start_raw_relay();
+  void rewrap_client();
+  void count_relayed(bool from_client, size_t bytes);
+  void expect_shard_finish();
+  void on_relayed(Relay::Side from, size_t bytes) override;
+  void on_relay_client_eof() override;
+  void on_relay_closed(Relay::Side side, const std::string& why) override;
+  void relay(bufferevent* from, bufferevent* to);
   void on_relay_drained(bufferevent* drained);
   bool is_tls(bufferevent* bev) const;
   void on_side_closed(bufferevent* side, const std::string& reason);

@@ -118,6 +118,12 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::span<char> Worker::relay_scratch() {
+  constexpr size_t kScratch = 256 * 1024;
+  if (!relay_scratch_) relay_scratch_ = std::make_unique_for_overwrite<char[]>(kScratch);
+  return {relay_scratch_.get(), kScratch};
+}
+
 Session* Worker::find(uint64_t id) {
   auto it = sessions_.find(id);
   return it == sessions_.end() ? nullptr : it->second.get();

@@ -5,6 +5,7 @@
 #include <event2/listener.h>
 
 #include <memory>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -65,6 +66,8 @@ class Worker {
   AuthCache& auth_cache() { return auth_cache_; }
   ThreadPool& pool() { return pool_; }
   unsigned index() const { return index_; }
+  // Where raw relays read before writing through; one per loop, allocated on first use.
+  std::span<char> relay_scratch();
 
   Session* find(uint64_t id);
   // Removes a closed session; it is destroyed at the end of this loop iteration so that the
@@ -111,6 +114,7 @@ class Worker {
   event* reaper_ = nullptr;
   std::unique_ptr<LoopTasks> tasks_;
   uint64_t next_id_ = 1;
+  std::unique_ptr<char[]> relay_scratch_;
   std::thread thread_;
 };
 

@@ -1,0 +1,191 @@
+#include "proxy/relay.h"
+
+#include <event2/buffer.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace basalt::proxy {
+namespace {
+
+using std::chrono::steady_clock;
+
+constexpr int kBulkBytes = 64 * 1024;              // SO_RCVLOWAT in bulk mode
+constexpr auto kBulkWindow = std::chrono::milliseconds(2);
+constexpr timeval kTail{0, 1000};                   // picks up what is below the low-water mark
+constexpr int kReadsPerWakeup = 4;                  // full reads in a row before yielding to the loop
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+Relay::Side other(Relay::Side side) {
+  return side == Relay::Side::kClient ? Relay::Side::kBackend : Relay::Side::kClient;
+}
+
+}  // namespace
+
+Relay::Relay(event_base* base, std::span<char> scratch, size_t max_read, Owner& owner, evutil_socket_t client_fd,
+             evutil_socket_t backend_fd)
+    : owner_(owner), scratch_(scratch), max_read_(std::min(max_read, scratch.size())), backend_fd_(backend_fd) {
+  event_assign(&up_.readable, base, client_fd, EV_READ | EV_PERSIST, on_readable, &up_);
+  event_assign(&up_.writable, base, backend_fd, EV_WRITE | EV_PERSIST, on_writable, &up_);
+  event_assign(&down_.readable, base, backend_fd, EV_READ | EV_PERSIST, on_readable, &down_);
+  event_assign(&down_.writable, base, client_fd, EV_WRITE | EV_PERSIST, on_writable, &down_);
+  evtimer_assign(&tail_, base, on_tail, this);
+  setup_flow(up_, Side::kClient, client_fd, backend_fd);
+  setup_flow(down_, Side::kBackend, backend_fd, client_fd);
+}
+
+Relay::~Relay() {
+  for (event* e : {&up_.readable, &up_.writable, &down_.readable, &down_.writable, &tail_}) event_del(e);
+  evutil_closesocket(backend_fd_);
+}
+
+void Relay::setup_flow(Flow& flow, Side source, evutil_socket_t from, evutil_socket_t to) {
+  flow.relay = this;
+  flow.source = source;
+  flow.from = from;
+  flow.to = to;
+}
+
+void Relay::start(evbuffer* to_client, evbuffer* to_backend, bool client_eof) {
+  queue(down_, to_client);
+  queue(up_, to_backend);
+  up_.eof = client_eof;
+  for (Flow* flow : {&up_, &down_}) {
+    if (!flow->pending && !flow->eof) event_add(&flow->readable, nullptr);
+  }
+  if (client_eof && !up_.pending) shutdown(backend_fd_, SHUT_WR);
+}
+
+// Writes what the login left queued at once (the client's tagged OK is usually in there); a
+// failure shows up as an error on the writable event.
+void Relay::queue(Flow& flow, evbuffer* data) {
+  size_t size = evbuffer_get_length(data);
+  if (size == 0) return;
+  const char* bytes = reinterpret_cast<const char*>(evbuffer_pullup(data, -1));
+  ssize_t sent = send(flow.to, bytes, size, MSG_NOSIGNAL);
+  size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
+  if (done < size) keep(flow, bytes + done, size - done);
+  evbuffer_drain(data, size);
+}
+
+void Relay::take_client_pending(evbuffer* out) {
+  if (!down_.pending) return;
+  evbuffer_add(out, down_.pending.get() + down_.pending_begin, down_.pending_end - down_.pending_begin);
+  down_.pending.reset();
+  down_.pending_begin = down_.pending_end = 0;
+  event_del(&down_.writable);
+}
+
+void Relay::on_readable(evutil_socket_t, short, void* arg) {
+  auto* flow = static_cast<Flow*>(arg);
+  flow->relay->read_some(*flow);
+}
+
+void Relay::on_writable(evutil_socket_t, short, void* arg) {
+  auto* flow = static_cast<Flow*>(arg);
+  flow->relay->flush_pending(*flow);
+}
+
+void Relay::on_tail(evutil_socket_t, short, void* arg) {
+  auto* relay = static_cast<Relay*>(arg);
+  for (Flow* flow : {&relay->up_, &relay->down_}) {
+    if (!flow->bulk) continue;
+    relay->set_bulk(*flow, false);
+    if (!flow->pending && !flow->eof && !relay->read_some(*flow)) return;
+  }
+}
+
+// Returns false once the owner has been told the relay is over (it may be gone).
+bool Relay::read_some(Flow& flow) {
+  for (int i = 0; i < kReadsPerWakeup; ++i) {
+    ssize_t n = recv(flow.from, scratch_.data(), max_read_, 0);
+    if (n == 0) return source_ended(flow);
+    if (n < 0) return would_block(errno) || closed(flow.source, evutil_socket_error_to_string(errno));
+    auto size = static_cast<size_t>(n);
+    owner_.on_relayed(flow.source, size);
+    note_burst(flow, size);
+    if (!forward(flow, scratch_.data(), size)) return false;
+    if (flow.pending || size < max_read_) return true;  // the reader is full, or we drained the socket
+  }
+  return true;
+}
+
+bool Relay::forward(Flow& flow, const char* data, size_t size) {
+  ssize_t sent = send(flow.to, data, size, MSG_NOSIGNAL);
+  if (sent < 0 && !would_block(errno)) return closed(other(flow.source), evutil_socket_error_to_string(errno));
+  size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
+  if (done < size) keep(flow, data + done, size - done);
+  return true;
+}
+
+// Back-pressure: what the reader did not take waits here, and its source is not read meanwhile.
+void Relay::keep(Flow& flow, const char* data, size_t size) {
+  flow.pending = std::make_unique_for_overwrite<char[]>(size);
+  std::memcpy(flow.pending.get(), data, size);
+  flow.pending_begin = 0;
+  flow.pending_end = size;
+  event_del(&flow.readable);
+  event_add(&flow.writable, nullptr);
+}
+
+bool Relay::flush_pending(Flow& flow) {
+  if (!flow.pending) return true;
+  ssize_t sent = send(flow.to, flow.pending.get() + flow.pending_begin, flow.pending_end - flow.pending_begin,
+                      MSG_NOSIGNAL);
+  if (sent < 0) return would_block(errno) || closed(other(flow.source), evutil_socket_error_to_string(errno));
+  flow.pending_begin += static_cast<size_t>(sent);
+  if (flow.pending_begin < flow.pending_end) return true;
+  flow.pending.reset();  // an idle session holds no buffer
+  flow.pending_begin = flow.pending_end = 0;
+  event_del(&flow.writable);
+  if (flow.eof) {
+    shutdown(flow.to, SHUT_WR);  // the client half-closed and everything it sent is delivered
+  } else {
+    event_add(&flow.readable, nullptr);
+  }
+  return true;
+}
+
+// The client may half-close after its last commands: they go to the shard, then we half-close
+// towards it and keep relaying its answers. The shard closing ends the session.
+bool Relay::source_ended(Flow& flow) {
+  if (flow.source == Side::kBackend) return closed(Side::kBackend, "connection closed");
+  flow.eof = true;
+  event_del(&flow.readable);
+  if (!flow.pending) shutdown(flow.to, SHUT_WR);
+  owner_.on_relay_client_eof();
+  return true;
+}
+
+void Relay::note_burst(Flow& flow, size_t bytes) {
+  if (flow.bulk) {
+    evtimer_add(&tail_, &kTail);  // pushed back by every read: fires once the burst pauses
+    return;
+  }
+  auto now = steady_clock::now();
+  if (now - flow.window_start > kBulkWindow) {
+    flow.window_start = now;
+    flow.window_bytes = 0;
+  }
+  flow.window_bytes += bytes;
+  if (flow.window_bytes < static_cast<size_t>(kBulkBytes)) return;
+  set_bulk(flow, true);
+  evtimer_add(&tail_, &kTail);
+}
+
+void Relay::set_bulk(Flow& flow, bool bulk) {
+  int lowat = bulk ? kBulkBytes : 1;
+  bool set = setsockopt(flow.from, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;
+  if (set || !bulk) flow.bulk = bulk;
+  flow.window_bytes = 0;
+}
+
+bool Relay::closed(Side side, const std::string& why) {
+  owner_.on_relay_closed(side, why);
+  return false;
+}
+
+}  // namespace basalt::proxy
