@@ -217,6 +217,9 @@ void LdapConnection::on_tcp_connected() {
     return;
   }
   ld_.reset(raw);
+  // Read ahead: one read(2) per burst of replies instead of two per message (header, body).
+  ldap_get_option(raw, LDAP_OPT_SOCKBUF, &sockbuf_);
+  if (sockbuf_) ber_sockbuf_add_io(sockbuf_, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, nullptr);
   int version = LDAP_VERSION3;
   ldap_set_option(ld_.get(), LDAP_OPT_PROTOCOL_VERSION, &version);
   // Chasing referrals would make libldap open connections of its own, blocking the loop.
@@ -286,6 +289,9 @@ void LdapConnection::read_replies() {
     }
     dispatch(LdapMessageHandle(raw));
     if (generation != generation_) return;  // closed by a handler or by the handshake
+    // Nothing read ahead: ldap_result would only poll(2) to find that out. What is still in
+    // the socket brings us back (level-triggered).
+    if (!sockbuf_ || !ber_sockbuf_ctrl(sockbuf_, LBER_SB_OPT_DATA_READY, nullptr)) return;
   }
 }
 
@@ -331,6 +337,7 @@ void LdapConnection::close_handles() {
   event_del(handshake_timer_.get());
   io_event_.reset();  // before the descriptor is closed
   if (ld_) {
+    sockbuf_ = nullptr;
     ld_.reset();  // sends an unbind (non-blocking socket) and closes the descriptor
   } else if (fd_ >= 0) {
     ::close(fd_);

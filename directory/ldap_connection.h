@@ -142,6 +142,7 @@ class LdapConnection {
   std::string last_error_;
   int fd_ = -1;  // owned by ld_ once ldap_init_fd succeeded
   LdapHandle ld_;
+  Sockbuf* sockbuf_ = nullptr;  // ld_'s, with the read-ahead layer
   int handshake_msgid_ = -1;
   uint64_t generation_ = 0;  // bumped on every close: lets loops notice a drop by a callback
   Timestamp last_reply_{};

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -42,6 +43,17 @@ std::string describe_event(bufferevent* bev, short what) {
   int err = EVUTIL_SOCKET_ERROR();
   if (err != 0) return evutil_socket_error_to_string(err);
   return "connection error";
+}
+
+// Writes at once when nothing is queued on a plain socket: a reply the socket takes whole costs
+// no EPOLLOUT round (epoll_ctl, a loop iteration, epoll_ctl again). The rest queues as usual.
+void write_through(bufferevent* bev, bool plain, std::string_view text) {
+  if (plain && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    ssize_t sent = ::send(bufferevent_getfd(bev), text.data(), text.size(), MSG_NOSIGNAL);
+    if (sent > 0) text.remove_prefix(static_cast<size_t>(sent));
+    if (text.empty()) return;
+  }
+  bufferevent_write(bev, text.data(), text.size());
 }
 
 void free_bufferevent(bufferevent*& bev) {
@@ -196,7 +208,7 @@ void Session::set_state(State next) {
 
 void Session::send(std::string_view text) {
   if (!client_) return;
-  bufferevent_write(client_, text.data(), text.size());
+  write_through(client_, !tls_active_, text);
   // A client that pipelines commands but never reads the answers must not grow our buffer.
   if (state_ == State::kPreAuth && evbuffer_get_length(bufferevent_get_output(client_)) > kPreAuthOutputCap) {
     bufferevent_disable(client_, EV_READ);
@@ -204,7 +216,7 @@ void Session::send(std::string_view text) {
 }
 
 void Session::send_to_backend(std::string_view text) {
-  if (backend_) bufferevent_write(backend_, text.data(), text.size());
+  if (backend_) write_through(backend_, !shard_->tls, text);
 }
 
 bool Session::count_bad_command() { return ++bad_commands_ >= config_.limits.max_bad_commands; }
@@ -242,6 +254,10 @@ bool Session::start_tls(evbuffer* input) {
   bufferevent_setwatermark(client_, EV_WRITE, 0, 0);
   set_state(State::kTlsHandshake);
   starttls_pending_ = true;
+  // Written through already: on_client_write switches, from the loop (not under the parser).
+  if (evbuffer_get_length(bufferevent_get_output(client_)) == 0) {
+    bufferevent_trigger(client_, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+  }
   return true;
 }
 
