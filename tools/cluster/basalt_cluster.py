@@ -950,7 +950,7 @@ class Store(ShardClients, Daemon):
         super().__init__()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.binary = str(binary)
+        self.binary = str(Path(binary).resolve())  # it runs with cwd = workdir
         self.ports = {svc: free_port() for svc in services}
         self.config = self.workdir / "basalt-store.toml"
         (self.workdir / "spool").mkdir(exist_ok=True)
@@ -1237,7 +1237,8 @@ class Cluster:
     def _fill(self, name: str, shard: Dovecot | Store) -> None:
         only = f"Shard-{name.upper()}-Only"
         for user in DEMO_USERS:
-            if user["uid"] not in shard.users:
+            # Moving and disabled users get no mail: a basalt-store refuses it (LMTP 4xx/5xx).
+            if user["uid"] not in shard.users or user.get("status") != "active":
                 continue
             uid = user["uid"]
             shard.create_mailbox(uid, only)
