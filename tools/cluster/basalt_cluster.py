@@ -1424,7 +1424,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--proxy-binary", help="path to basalt-proxy (default: look in --build-dir)")
     up.add_argument("--build-dir", default=os.environ.get("BASALT_BUILD_DIR", "build"))
     up.add_argument("--users", type=int, default=0, help="extra synthetic users (user00000...)")
-    up.add_argument("--shards", choices=("basalt", "dovecot"), default="dovecot",
+    up.add_argument("--shards", choices=("basalt", "dovecot"), default="basalt",
                     help="what runs the shards: basalt-store (default) or Dovecot")
     up.add_argument("--store-binary", help="path to basalt-store (default: look in --build-dir)")
     for proto, port in DEMO_PORTS.items():
