@@ -658,6 +658,8 @@ void Pop3Server::Session::on_event(bufferevent*, short what, void* arg) {
   if (what & BEV_EVENT_CONNECTED) return;  // the TLS handshake after STLS is done
   if (self->state_ == State::kClosing) return self->close(self->close_reason_);
   if (what & BEV_EVENT_TIMEOUT) {
+    // libevent disabled the direction that timed out: a client that stopped reading gets nothing more.
+    if (what & BEV_EVENT_WRITING) return self->close("write timeout");
     self->reply("-ERR Disconnected for inactivity.");
     return self->close_after_flush("idle timeout");
   }
@@ -682,8 +684,9 @@ void Pop3Server::Session::close(const char* reason) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
   log()->info(
       "[P{}] ip={} user={} action=close retrieved={} deleted={} bytes_out={} spool_reads={} spool_bytes={} "
-      "duration_ms={} reason={}",
-      id_, client_, log_safe(user_), retrieved_, expunged_, bytes_out_, blob_reads_, blob_bytes_, ms.count(), reason);
+      "spool_total={} duration_ms={} reason={}",
+      id_, client_, log_safe(user_), retrieved_, expunged_, bytes_out_, blob_reads_, blob_bytes_,
+      server_.hub_.spool().bytes_read(), ms.count(), reason);
   evtimer_del(delay_);
   evtimer_del(login_deadline_);
   release();
