@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import poplib
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -596,7 +598,6 @@ def tls_store(tmp_path, store_binary):
 
 
 def test_stls(tls_store):
-    import ssl
     stored = three_messages(tls_store)
     p = tls_store.pop()
     assert "STLS" in p.capa()
@@ -618,3 +619,36 @@ def test_plaintext_pipelined_behind_stls_closes(tls_store):
     r.send("STLS\r\nUSER alice\r\n")
     assert r.line() == "+OK Begin TLS negotiation now."
     assert r.closed()
+
+
+def test_corrupt_blob_fails_that_message_only(store):
+    stored = three_messages(store)
+    blobs = sorted((store.workdir / "spool" / "users").glob("*/alice/m/*/*/1.msg"))
+    assert len(blobs) == 1, blobs
+    data = bytearray(blobs[0].read_bytes())
+    data[-5] ^= 0xFF
+    blobs[0].write_bytes(bytes(data))
+    r = store.raw()
+    r.login("alice", "a")
+    assert r.cmd("RETR 1") == "-ERR [SYS/TEMP] The message cannot be read now."
+    assert r.cmd("RETR 2").startswith("+OK")
+    assert r.multiline().replace(b"\r\n..", b"\r\n.") == stored[1]
+    assert r.cmd("TOP 1 0") == "+OK"  # the header cache still answers
+    r.multiline()
+    assert r.cmd("QUIT").startswith("+OK")
+    r.close()
+
+
+def test_top_without_a_cache_entry_reads_the_blob(store):
+    stored = three_messages(store)
+    store.stop()
+    shutil.rmtree(store.workdir / "index")  # derived data: the store must cope without it
+    (store.workdir / "index").mkdir()
+    store.start()
+    r = store.raw()
+    assert r.cmd("XCLIENT ADDR=192.0.2.78 PORT=1") == "+OK"
+    r.login("alice", "a")
+    assert r.cmd("TOP 3 0") == "+OK"
+    assert r.multiline() == stored[2][:stored[2].index(b"\r\n\r\n") + 4]
+    assert r.cmd("QUIT").startswith("+OK")
+    assert "spool_reads=1 " in store.close_line("192.0.2.78:1")
