@@ -4,6 +4,8 @@
 #include <ctime>
 
 #include "backend/imap_args.h"
+#include "backend/imap_date.h"
+#include "backend/imap_fetch.h"
 #include "backend/imap_local.h"
 #include "backend/imap_session.h"
 #include "common/log.h"
@@ -92,10 +94,11 @@ void ImapSession::cmd_select(Command& cmd) {
         s.set_state(State::kSelected);
         s.watch_mailbox();
         s.dirty_ = true;  // a change between the snapshot and the watch is found at the next sync
-        std::string out = "* FLAGS (" + format_flags(kSystemFlagMask, s.view_.keywords(), false) + ")\r\n";
+        std::string flags = imap::format_flags(kSystemFlagMask, s.view_.keywords(), false);
+        std::string out = "* FLAGS " + flags + "\r\n";
+        flags.back() = ' ';  // PERMANENTFLAGS adds \* (new keywords may be created)
         out += examine ? "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
-                       : "* OK [PERMANENTFLAGS (" + format_flags(kSystemFlagMask, s.view_.keywords(), false) +
-                             " \\*)] Flags permitted.\r\n";
+                       : "* OK [PERMANENTFLAGS " + flags + "\\*)] Flags permitted.\r\n";
         out += "* " + std::to_string(s.view_.size()) + " EXISTS\r\n";
         out += "* " + std::to_string(examine ? r.unclaimed_recent : s.view_.recent_count()) + " RECENT\r\n";
         if (auto unseen = s.view_.first_unseen()) {
@@ -295,10 +298,10 @@ void ImapSession::cmd_append(Command& cmd) {
       request->flags = flags->flags;
       request->keywords = std::move(flags->keywords);
     } else if (a[i].kind == basalt::imap::ArgKind::kQuoted) {
-      auto date = parse_date_time(a[i].text);
+      auto date = imap::parse_date_time(a[i].text);
       if (!date) return bad(cmd.tag, "Invalid date-time.");
-      request->internal_date = date->seconds;
-      request->tz_offset_minutes = date->tz_minutes;
+      request->internal_date = date->unix_seconds;
+      request->tz_offset_minutes = static_cast<int16_t>(date->tz_offset_minutes);
     } else {
       return bad(cmd.tag, "Invalid APPEND arguments.");
     }

@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "backend/imap_args.h"
-#include "backend/imap_fetch_local.h"
+#include "backend/imap_fetch.h"
 #include "backend/imap_sequence.h"
 #include "backend/imap_session.h"
 #include "common/log.h"
@@ -51,8 +51,9 @@ static std::optional<std::vector<size_t>> resolve_set(const MailboxView& view, c
 struct ImapSession::FetchJob {
   std::string tag;
   bool uid = false;
-  local::FetchRequest request;
-  bool needs_cache = false;
+  imap::FetchRequest request;
+  bool needs_summary = false;  // the header cache entry (also for INTERNALDATE's zone)
+  bool needs_body = false;
   bool set_seen = false;
   std::vector<size_t> indexes;  // still to do, in order
   size_t next = 0;
@@ -69,17 +70,18 @@ void ImapSession::cmd_fetch(Command& cmd) {
   if (cmd.args.size() != 2) return bad(cmd.tag, "FETCH needs a sequence set and items.");
   auto indexes = resolve_set(view_, cmd.args[0], uid);
   if (!indexes) return bad(cmd.tag, "Invalid sequence set.");
-  std::vector<basalt::imap::Arg> items(cmd.args.begin() + 1, cmd.args.end());
-  auto request = local::parse_fetch(items, uid);
-  if (!request) return bad(cmd.tag, "Invalid FETCH items.");
+  auto request = imap::parse_fetch_items(cmd.args[1]);
+  if (!request) return bad(cmd.tag, "Invalid FETCH items: " + request.error().message + ".");
+  if (uid) imap::ensure_uid(*request);
   auto job = std::make_shared<FetchJob>();
   job->tag = cmd.tag;
   job->uid = uid;
   job->request = std::move(*request);
-  job->set_seen = job->request.sets_seen && !read_only_;
-  for (const local::FetchItem& it : job->request.items) {
-    job->needs_cache |= it.kind != local::FetchItem::Kind::kFlags && it.kind != local::FetchItem::Kind::kUid;
-  }
+  job->needs_body = imap::needs_body(job->request);
+  job->needs_summary = imap::needs_summary(job->request) ||
+                       std::any_of(job->request.items.begin(), job->request.items.end(),
+                                   [](const imap::FetchItem& i) { return i.att == imap::FetchAtt::kInternalDate; });
+  job->set_seen = imap::sets_seen(job->request) && !read_only_;
   job->indexes = std::move(*indexes);
   fetch_batch(std::move(job));
 }
@@ -88,31 +90,30 @@ namespace {
 
 struct FetchedMessage {
   index::CachedMessage cached;
-  std::optional<std::string> raw;  // CRLF-normalized
+  std::optional<std::string> raw;  // as stored
 };
 
 // One message's cache entry and (when needed) its bytes. A missing or corrupt cache entry is
 // rebuilt from the spool.
-Result<FetchedMessage> load_message(Mailbox& box, uint32_t uid, const MessageMeta& meta, bool needs_cache,
-                                    bool needs_body, uint64_t& spool_bytes) {
+Result<FetchedMessage> load_message(Mailbox& box, const MessageMeta& meta, bool needs_summary, bool needs_body,
+                                    uint64_t& spool_bytes) {
   FetchedMessage f;
-  std::optional<std::string> raw;
   auto read = [&]() -> Result<void> {
-    if (raw) return {};
-    auto r = box.read_message(uid);
+    if (f.raw) return {};
+    auto r = box.read_message(meta.uid);
     if (!r) return r.error();
     spool_bytes += r->size();
-    raw = std::move(*r);
+    f.raw = std::move(*r);
     return {};
   };
-  if (needs_cache) {
-    auto c = box.cached(uid);
+  if (needs_summary) {
+    auto c = box.cached(meta.uid);
     if (c && *c) {
       f.cached = std::move(**c);
     } else {
       if (auto r = read(); !r) return r.error();
-      (void)box.recache(uid, *raw, meta.internal_date);
-      auto summary = index::summarize_message(*raw);
+      (void)box.recache(meta.uid, *f.raw, meta.internal_date);
+      auto summary = index::summarize_message(*f.raw);
       if (!summary) return summary.error();
       f.cached.summary = std::move(*summary);
       f.cached.internal_date = {meta.internal_date, 0};
@@ -120,21 +121,40 @@ Result<FetchedMessage> load_message(Mailbox& box, uint32_t uid, const MessageMet
   }
   if (needs_body) {
     if (auto r = read(); !r) return r.error();
-    f.raw = index::crlf_normalize(*raw);
   }
   return f;
 }
 
+// "* seq FETCH (...)\r\n" for one message; false when it could not be rendered.
+bool render_message(const imap::FetchRequest& request, size_t seq, const ViewMessage& m, const FetchedMessage& f,
+                    bool flags_changed, std::string& out) {
+  imap::FetchMessage msg;
+  msg.uid = m.meta.uid;
+  msg.flags = m.meta.flags;
+  msg.keywords = m.meta.keywords;
+  msg.recent = m.recent;
+  msg.internal_date = {m.meta.internal_date, f.cached.internal_date.tz_offset_minutes};
+  msg.size = m.meta.size;
+  msg.summary = &f.cached.summary;
+  if (f.raw) msg.raw = *f.raw;
+  msg.flags_changed = flags_changed;
+  std::string line = "* " + std::to_string(seq) + " FETCH (";
+  if (!imap::render_fetch(request, msg, line)) return false;
+  out += line + ")\r\n";
+  return true;
+}
+
 }  // namespace
 
+// Renders the next batch of messages on the pool (setting \Seen first where the items ask).
 void ImapSession::fetch_batch(std::shared_ptr<FetchJob> job) {
   job->batch.clear();
   uint64_t bytes = 0;
   while (job->next < job->indexes.size()) {
     size_t i = job->indexes[job->next];
     const ViewMessage& m = view_.at(i);
-    if (!job->batch.empty() && (job->batch.size() >= kHeaderBatch ||
-                                (job->request.needs_body && bytes + m.meta.size > kBodyBatchBytes))) {
+    if (!job->batch.empty() &&
+        (job->batch.size() >= kHeaderBatch || (job->needs_body && bytes + m.meta.size > kBodyBatchBytes))) {
       break;
     }
     bytes += m.meta.size;
@@ -142,24 +162,25 @@ void ImapSession::fetch_batch(std::shared_ptr<FetchJob> job) {
     ++job->next;
   }
   std::shared_ptr<Mailbox> box = mailbox_;
+  std::string user = user_;
   run(
-      [box, job] {
+      [box, job, user] {
         job->out.clear();
         std::vector<FlagUpdate> seen;
         for (auto& [index, m] : job->batch) {
-          auto f = load_message(*box, m.meta.uid, m.meta, job->needs_cache, job->request.needs_body, job->spool_bytes);
-          if (!f) {
-            (f.error().code == kHubNoSuchMessage ? job->expunged : job->failed) = true;
-            continue;
-          }
-          bool add_flags = false;
-          if (job->set_seen && !(m.meta.flags & kFlagSeen)) {
+          auto f = load_message(*box, m.meta, job->needs_summary, job->needs_body, job->spool_bytes);
+          bool changed = f && job->set_seen && !(m.meta.flags & kFlagSeen);
+          if (changed) {
             m.meta.flags |= kFlagSeen;
             seen.push_back({m.meta.uid, m.meta.flags, m.meta.keywords});
-            add_flags = !job->request.has_flags;
           }
-          job->out += local::render_fetch(job->request, index + 1, m, f->cached, f->raw ? &*f->raw : nullptr,
-                                          add_flags);
+          if (f && render_message(job->request, index + 1, m, *f, changed, job->out)) continue;
+          bool gone = !f && f.error().code == kHubNoSuchMessage;
+          (gone ? job->expunged : job->failed) = true;
+          if (!gone) {
+            log()->warn("fetch user={} uid={} failed: {}", log_safe(user), m.meta.uid,
+                        f ? "cannot render" : f.error().message);
+          }
         }
         if (!seen.empty() && !box->set_flags(seen)) job->failed = true;
         return job;
@@ -233,8 +254,8 @@ void ImapSession::cmd_store(Command& cmd) {
           std::string out;
           for (size_t i : *wanted) {
             const ViewMessage& m = s.view_.at(i);
-            out += "* " + std::to_string(i + 1) + " FETCH (FLAGS (" + format_flags(m.meta.flags, m.meta.keywords, m.recent) +
-                   ")" + (uid ? " UID " + std::to_string(m.meta.uid) : "") + ")\r\n";
+            out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " + imap::format_flags(m.meta.flags, m.meta.keywords, m.recent) +
+                   (uid ? " UID " + std::to_string(m.meta.uid) : "") + ")\r\n";
           }
           s.send(out);
         }

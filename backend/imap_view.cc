@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backend/imap_fetch.h"
+
 namespace basalt::store {
 
 namespace {
@@ -9,23 +11,6 @@ namespace {
 bool in_range(uint32_t uid, std::pair<uint32_t, uint32_t> range) { return uid >= range.first && uid <= range.second; }
 
 }  // namespace
-
-std::string format_flags(uint8_t flags, const std::vector<std::string>& keywords, bool recent) {
-  static constexpr std::pair<uint8_t, std::string_view> kNames[] = {
-      {kFlagSeen, "\\Seen"}, {kFlagAnswered, "\\Answered"}, {kFlagFlagged, "\\Flagged"},
-      {kFlagDeleted, "\\Deleted"}, {kFlagDraft, "\\Draft"}};
-  std::string out;
-  auto add = [&out](std::string_view word) {
-    if (!out.empty()) out += ' ';
-    out += word;
-  };
-  for (const auto& [bit, name] : kNames) {
-    if (flags & bit) add(name);
-  }
-  if (recent) add("\\Recent");
-  for (const std::string& k : keywords) add(k);
-  return out;
-}
 
 void MailboxView::load(const StateSnapshot& snapshot, std::pair<uint32_t, uint32_t> recent) {
   clear();
@@ -129,8 +114,8 @@ std::string MailboxView::apply(const MailboxChanges& changes, std::pair<uint32_t
     auto i = index_of(uid);
     if (!i) continue;
     const ViewMessage& m = messages_[*i];
-    out += "* " + std::to_string(*i + 1) + " FETCH (UID " + std::to_string(uid) + " FLAGS (" +
-           format_flags(m.meta.flags, m.meta.keywords, m.recent) + "))\r\n";
+    out += "* " + std::to_string(*i + 1) + " FETCH (UID " + std::to_string(uid) + " FLAGS " +
+           imap::format_flags(m.meta.flags, m.meta.keywords, m.recent) + ")\r\n";
   }
   return out;
 }

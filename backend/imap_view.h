@@ -27,9 +27,6 @@ struct ViewMessage {
   bool expunged = false;  // expunged, not yet announced
 };
 
-// "\Seen \Answered ... keyword" (no parentheses), \Recent included when `recent`.
-std::string format_flags(uint8_t flags, const std::vector<std::string>& keywords, bool recent);
-
 class MailboxView {
  public:
   // `recent`: the [first, last] UID range this session claimed as \Recent (Mailbox::claim_recent).

@@ -96,10 +96,5 @@ TEST(ImapView, IncompleteHistoryComparesAllUids) {
   EXPECT_EQ(v.apply(c, {0, 0}, true), "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 3 EXISTS\r\n* 0 RECENT\r\n");
 }
 
-TEST(ImapView, FlagsText) {
-  EXPECT_EQ(format_flags(kFlagSeen | kFlagDraft, {"a", "b"}, true), "\\Seen \\Draft \\Recent a b");
-  EXPECT_EQ(format_flags(0, {}, false), "");
-}
-
 }  // namespace
 }  // namespace basalt::store
