@@ -577,3 +577,56 @@ SyncState *
     mark = len(store.log_text())
     mbsync()
     assert "spool_bytes=0 " in store.close_line("alice", mark)
+
+
+# --------------------------------------------------------------------------- sections, damage
+
+MULTIPART = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+             b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+             b"--XX\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n"
+             b"--XX\r\nContent-Type: text/html\r\nX-Part: two\r\n\r\n<p>second</p>\r\n--XX--\r\n")
+
+
+def test_fetch_sections(store):
+    c = login(store)
+    c.append("INBOX", None, None, MULTIPART)
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS.NOT (TO FROM MIME-VERSION "
+                        "CONTENT-TYPE)] BODY.PEEK[3])")
+    assert typ == "OK"
+    flat = b"".join(p if isinstance(p, bytes) else p[0] + p[1] for p in data)
+    assert b"BODY[1] {10}first part" in flat
+    assert b"X-Part: two" in flat
+    assert b"Subject: parts\r\n\r\n" in flat and b"From:" not in flat.split(b"HEADER.FIELDS.NOT")[1][:60]
+    assert b"BODY[3] NIL" in flat
+    typ, data = c.fetch("1", "(BODY.PEEK[TEXT]<6.4>)")
+    assert data[0][0].endswith(b"BODY[TEXT]<6> {4}") and data[0][1] == b"Cont"
+    c.logout()
+
+
+def test_corrupt_blob_fails_only_that_message(store):
+    store.deliver("alice", "good one")
+    store.deliver("alice", "bad one")
+    blobs = sorted((store.workdir / "spool" / "users").rglob("2.msg"))
+    assert len(blobs) == 1
+    raw = bytearray(blobs[0].read_bytes())
+    raw[-5] ^= 0xFF
+    blobs[0].write_bytes(bytes(raw))
+    c = login(store)
+    c.select("INBOX")
+    typ, data = c.fetch("1:2", "(UID BODY.PEEK[])")
+    assert typ == "NO" and b"[SERVERBUG]" in data[0]
+    typ, data = c.fetch("1:2", "(ENVELOPE)")  # from the header cache: both fine
+    assert typ == "OK" and b"bad one" in b"".join(p if isinstance(p, bytes) else b"".join(p) for p in data)
+    typ, data = c.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK" and b"good one" in data[0][1]
+    c.logout()
+
+
+def test_max_connections(store):
+    conns = [Raw(store) for _ in range(20)]
+    s = socket.create_connection(("127.0.0.1", store.port("imap")), timeout=10)
+    assert s.recv(1024).startswith(b"* BYE [UNAVAILABLE]")
+    s.close()
+    for r in conns:
+        r.close()
