@@ -4,8 +4,9 @@
 
 namespace basalt::store {
 
-ImapServer::ImapServer(event_base* base, const StoreConfig& config, MailboxHub& hub, ThreadPool& pool)
-    : config_(config), hub_(hub), pool_(pool),
+ImapServer::ImapServer(event_base* base, const StoreConfig& config, MailboxHub& hub, ThreadPool& pool,
+                       ssl_ctx_st* tls)
+    : config_(config), hub_(hub), pool_(pool), tls_(tls),
       listener_(base, ListenerOptions{"imap", config.imap.max_connections,
                                       "* BYE [UNAVAILABLE] Too many connections\r\n", 4096},
                 [this](Listener& l, uint64_t id, bufferevent* bev, const SocketAddress& peer) {

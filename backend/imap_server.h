@@ -15,6 +15,7 @@
 #include "common/thread_pool.h"
 
 struct event_base;
+struct ssl_ctx_st;
 
 namespace basalt::store {
 
@@ -25,7 +26,8 @@ class ImapServer {
  public:
   // `config`, `hub` and `pool` must outlive the server, and the pool must be drained
   // (destroyed) before the server is.
-  ImapServer(event_base* base, const StoreConfig& config, MailboxHub& hub, ThreadPool& pool);
+  // `tls` (may be null): the server context STARTTLS uses; it must outlive the server too.
+  ImapServer(event_base* base, const StoreConfig& config, MailboxHub& hub, ThreadPool& pool, ssl_ctx_st* tls);
   ImapServer(const ImapServer&) = delete;
   ImapServer& operator=(const ImapServer&) = delete;
 
@@ -41,11 +43,13 @@ class ImapServer {
   MailboxHub& hub() const { return hub_; }
   ThreadPool& pool() const { return pool_; }
   Listener& listener() { return listener_; }
+  ssl_ctx_st* tls() const { return tls_; }
 
  private:
   const StoreConfig& config_;
   MailboxHub& hub_;
   ThreadPool& pool_;
+  ssl_ctx_st* tls_;
   Listener listener_;
 };
 

@@ -75,16 +75,23 @@ ImapSession::~ImapSession() {
 
 std::string ImapSession::capabilities() const {
   std::string caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT";
-  if (state_ == State::kNotAuthenticated) caps += plaintext_allowed() ? " AUTH=PLAIN" : " LOGINDISABLED";
+  if (state_ != State::kNotAuthenticated) return caps;
+  if (server_.tls() && !tls_active()) caps += " STARTTLS";
+  caps += plaintext_allowed() ? " AUTH=PLAIN" : " LOGINDISABLED";
   return caps;
 }
 
-void ImapSession::start() {
+// Callbacks, watermarks and timeouts of the current bufferevent (again after STARTTLS).
+void ImapSession::install() {
   bufferevent_setcb(bev_, on_read, on_write, on_event, this);
   bufferevent_setwatermark(bev_, EV_READ, 0, kMaxPendingInput);
   bufferevent_setwatermark(bev_, EV_WRITE, kWriteLowWatermark, 0);
   set_timeout();
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+void ImapSession::start() {
+  install();
   log()->info("[I{}] ip={} action=connect", id_, client_);
   send("* OK [CAPABILITY " + capabilities() + "] basalt-store ready\r\n");
 }
@@ -125,6 +132,10 @@ void ImapSession::on_write(bufferevent* bev, void* arg) {
     if (empty) self->close(self->close_reason_);
     return;
   }
+  if (self->tls_starting_) {
+    if (empty) self->switch_to_tls();
+    return;
+  }
   if (self->output_full_) {
     self->output_full_ = false;
     bufferevent_enable(bev, EV_READ);
@@ -141,6 +152,7 @@ void ImapSession::on_write(bufferevent* bev, void* arg) {
 
 void ImapSession::on_event(bufferevent*, short what, void* arg) {
   auto* self = static_cast<ImapSession*>(arg);
+  if (what & BEV_EVENT_CONNECTED) return;  // the TLS handshake after STARTTLS is done
   if (self->closing_) return self->close(self->close_reason_);
   if (what & BEV_EVENT_TIMEOUT) {
     self->send("* BYE Autologout; idle for too long\r\n");
@@ -195,7 +207,7 @@ void ImapSession::resume() {
 // closes, or the input is used up.
 void ImapSession::process() {
   bool full = drain_input(
-      kMaxPendingOutput, [this] { return !busy_ && !closing_; },
+      kMaxPendingOutput, [this] { return !busy_ && !closing_ && !tls_starting_; },
       [this](std::string_view chunk) {
         size_t used = 0;
         feed(chunk, used);
@@ -203,6 +215,7 @@ void ImapSession::process() {
         return used;
       });
   if (full) output_full_ = true;
+  if (tls_starting_) after_starttls();
 }
 
 void ImapSession::on_read(bufferevent*, void* arg) { static_cast<ImapSession*>(arg)->process(); }
@@ -257,7 +270,7 @@ void ImapSession::dispatch(Command& cmd) {
   static const CommandSpec kCommands[] = {
       {"CAPABILITY", &S::cmd_capability, kAny, false}, {"NOOP", &S::cmd_noop, kAny, false},
       {"LOGOUT", &S::cmd_logout, kAny, false},         {"ID", &S::cmd_id, kAny, false},
-      {"LOGIN", &S::cmd_login, kPreAuth, false},       {"AUTHENTICATE", &S::cmd_authenticate, kPreAuth, false},
+      {"LOGIN", &S::cmd_login, kPreAuth, false},       {"STARTTLS", &S::cmd_starttls, kPreAuth, false},       {"AUTHENTICATE", &S::cmd_authenticate, kPreAuth, false},
       {"SELECT", &S::cmd_select, kAuthed, false},      {"EXAMINE", &S::cmd_select, kAuthed, false},
       {"CREATE", &S::cmd_create, kAuthed, false},      {"DELETE", &S::cmd_delete, kAuthed, false},
       {"RENAME", &S::cmd_rename, kAuthed, false},      {"SUBSCRIBE", &S::cmd_subscribe, kAuthed, false},

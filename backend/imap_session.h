@@ -77,6 +77,7 @@ class ImapSession : public Connection {
   void close(std::string_view reason);
   void set_state(State next);
   void set_timeout();
+  void install();
   void after(std::chrono::milliseconds delay, std::function<void()> fn);
   void wait_for_drain(std::function<void()> fn);
   bool output_full() const;
@@ -101,6 +102,9 @@ class ImapSession : public Connection {
   void verify_login(const std::string& tag, std::string authzid, std::string authcid, std::string password);
   void login_done(const std::string& tag, const std::string& name, const LoginOutcome& out);
   bool plaintext_allowed() const;
+  void cmd_starttls(Command& cmd);
+  void after_starttls();
+  void switch_to_tls();
 
   // --- mailboxes (imap_session_mailbox.cc)
   void cmd_select(Command& cmd);
@@ -145,7 +149,8 @@ class ImapSession : public Connection {
   std::string pending_tag_;  // AUTHENTICATE / IDLE waiting for a continuation line
   bool busy_ = false;        // a pool call, a delay or a drain wait is pending
   bool closing_ = false;
-  bool output_full_ = false;  // reading stopped until the client reads its responses
+  bool output_full_ = false;
+  bool tls_starting_ = false;  // STARTTLS answered: TLS starts once the answer has left  // reading stopped until the client reads its responses
   bool uid_command_ = false;  // the command being dispatched came through UID
   std::string close_reason_;
   std::function<void()> on_drain_;

@@ -1,6 +1,9 @@
 // LOGIN, AUTHENTICATE PLAIN (SASL-IR and the "+" continuation) and ID. Passwords are checked on
 // the pool (crypt(3) costs milliseconds by design), held in one buffer that is wiped after use,
 // and never logged.
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
 #include <memory>
 
 #include "backend/imap_args.h"
@@ -43,7 +46,34 @@ std::string login_failure(LoginVerdict verdict) {
 
 }  // namespace
 
-bool ImapSession::plaintext_allowed() const { return trusted_ || server_.config().plaintext_auth; }
+bool ImapSession::plaintext_allowed() const { return trusted_ || tls_active() || server_.config().plaintext_auth; }
+
+// STARTTLS (RFC 3501 6.2.1): the switch happens once the OK has left.
+void ImapSession::cmd_starttls(Command& cmd) {
+  if (!cmd.args.empty()) return bad(cmd.tag, "STARTTLS takes no arguments.");
+  if (!server_.tls()) return bad(cmd.tag, "TLS is not configured.");
+  if (tls_active()) return bad(cmd.tag, "TLS is already active.");
+  send(cmd.tag + " OK Begin TLS negotiation now.\r\n");
+  tls_starting_ = true;
+  bufferevent_disable(bev_, EV_READ);  // the ClientHello stays in the socket for the TLS bufferevent
+}
+
+void ImapSession::after_starttls() {
+  // Bytes behind STARTTLS were sent in plaintext to be read as if protected (command injection).
+  if (evbuffer_get_length(bufferevent_get_input(bev_)) > 0) {
+    tls_starting_ = false;
+    return close_after_flush("plaintext pipelined after STARTTLS");
+  }
+  if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) switch_to_tls();
+}
+
+void ImapSession::switch_to_tls() {
+  tls_starting_ = false;
+  if (!start_tls(server_.tls())) return close("cannot start TLS");
+  install();
+  parser_.reset();
+  log()->debug("[I{}] ip={} action=starttls", id_, client_);
+}
 
 void ImapSession::cmd_login(Command& cmd) {
   const std::string* user = cmd.args.size() == 2 ? astring(cmd.args[0]) : nullptr;
@@ -101,8 +131,9 @@ void ImapSession::verify_login(const std::string& tag, std::string authzid, std:
   creds->password = std::move(password);
   const StoreConfig* config = &server_.config();
   SocketAddress peer = peer_;
-  run([config, creds, peer] {
-        LoginOutcome out = check_login(*config, LoginRequest{creds->authzid, creds->authcid, creds->password, peer, false});
+  bool tls = tls_active();
+  run([config, creds, peer, tls] {
+        LoginOutcome out = check_login(*config, LoginRequest{creds->authzid, creds->authcid, creds->password, peer, tls});
         sasl::wipe(creds->password);
         return out;
       },

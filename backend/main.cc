@@ -105,7 +105,7 @@ int run(const StoreConfig& c) {
   }
   std::unique_ptr<ImapServer> imap;
   if (imap_fd >= 0) {
-    imap = std::make_unique<ImapServer>(base.get(), c, hub, *io_pool);
+    imap = std::make_unique<ImapServer>(base.get(), c, hub, *io_pool, tls.get());
     if (auto r = imap->listen(imap_fd); !r) throw std::runtime_error(r.error().message);
   }
   event* signals[] = {evsignal_new(base.get(), SIGTERM, on_signal, base.get()),

@@ -52,8 +52,8 @@ IMAP_KEYS = f"max_append_size = {MAX_APPEND}\nlogin_timeout_s = 3\nmax_connectio
 
 
 class Store(bc.Store):
-    def __init__(self, workdir: Path, binary: Path) -> None:
-        super().__init__(workdir, binary, USERS, services=("lmtp", "imap"), masters={"proxy": "pw"})
+    def __init__(self, workdir: Path, binary: Path, extra: str = "") -> None:
+        super().__init__(workdir, binary, USERS, services=("lmtp", "imap"), masters={"proxy": "pw"}, extra=extra)
         text = self.config.read_text().replace("[imap]\n", "[imap]\n" + IMAP_KEYS, 1)
         self.config.write_text(text)
 
@@ -630,3 +630,42 @@ def test_max_connections(store):
     s.close()
     for r in conns:
         r.close()
+
+
+# --------------------------------------------------------------------------- STARTTLS
+
+
+@pytest.fixture
+def tls_store(tmp_path, basalt_binary_dir):
+    """[tls] configured and 127.0.0.1 NOT trusted: plaintext logins need TLS first."""
+    certs = bc.make_certs(tmp_path / "certs")
+    s = Store(tmp_path / "store", basalt_binary_dir / "backend" / "basalt-store",
+              extra=f'[tls]\ncertificate = "{certs["cert"]}"\nprivate_key = "{certs["key"]}"\n')
+    s.config.write_text(s.config.read_text().replace('"127.0.0.0/8"', '"192.0.2.0/24"'))
+    s.certs = certs
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_starttls(tls_store):
+    import ssl
+    r = Raw(tls_store)
+    assert b"STARTTLS" in r.greeting and b"LOGINDISABLED" in r.greeting and b"AUTH=PLAIN" not in r.greeting
+    assert r.cmd(b"LOGIN alice a")[-1].startswith(b"t NO [PRIVACYREQUIRED]")
+    r.close()
+    c = tls_store.connect()
+    c.starttls(ssl.create_default_context(cafile=tls_store.certs["ca"]))
+    typ, data = c.capability()
+    assert b"STARTTLS" not in data[0] and b"AUTH=PLAIN" in data[0]
+    c.login("alice", "a")
+    assert c.select("INBOX")[0] == "OK"
+    c.logout()
+
+
+def test_plaintext_pipelined_behind_starttls_closes(tls_store):
+    r = Raw(tls_store)
+    r.send(b"a STARTTLS\r\nb LOGIN alice a\r\n")
+    assert r.line().startswith(b"a OK")
+    with pytest.raises((EOFError, ConnectionResetError)):
+        r.line()
