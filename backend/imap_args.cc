@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "backend/mailbox_state.h"
-#include "indexer/imap_quote.h"
 
 namespace basalt::store {
 
@@ -76,12 +75,6 @@ std::optional<FlagSet> parse_flags(const basalt::imap::Arg& arg) {
   std::sort(set.keywords.begin(), set.keywords.end());
   set.keywords.erase(std::unique(set.keywords.begin(), set.keywords.end()), set.keywords.end());
   return set;
-}
-
-std::string imap_string(std::string_view text) {
-  std::string out;
-  index::imap::append_string(out, text);
-  return out;
 }
 
 }  // namespace basalt::store

@@ -25,7 +25,4 @@ struct FlagSet {
 // nullopt for an unknown system flag, \Recent, or a keyword that is not an atom.
 std::optional<FlagSet> parse_flags(const basalt::imap::Arg& arg);
 
-// A mailbox name or other string as an IMAP string (quoted, or a literal when it must be).
-std::string imap_string(std::string_view text);
-
 }  // namespace basalt::store

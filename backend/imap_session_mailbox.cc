@@ -6,7 +6,7 @@
 #include "backend/imap_args.h"
 #include "backend/imap_date.h"
 #include "backend/imap_fetch.h"
-#include "backend/imap_local.h"
+#include "backend/imap_mailbox_names.h"
 #include "backend/imap_session.h"
 #include "common/log.h"
 
@@ -56,9 +56,7 @@ Opened open_mailbox(MailboxHub& hub, const std::string& user, const std::string&
 std::string mailbox_arg(const basalt::imap::Arg& arg) {
   const std::string* s = astring(arg);
   if (!s) return {};
-  std::string name = *s;
-  if (iequals(name, "INBOX")) return "INBOX";
-  return name;
+  return imap::normalize_inbox(*s);
 }
 
 }  // namespace
@@ -144,7 +142,7 @@ void ImapSession::cmd_create(Command& cmd) {
   if (cmd.args.size() != 1 || !astring(cmd.args[0])) return bad(cmd.tag, "CREATE needs a mailbox name.");
   std::string name = mailbox_arg(cmd.args[0]);
   while (!name.empty() && name.back() == kHierarchyDelimiter) name.pop_back();  // "foo/" creates "foo"
-  if (name.empty()) return bad(cmd.tag, "Invalid mailbox name.");
+  if (auto valid = imap::validate_mailbox_name(name); !valid) return no(cmd.tag, "[CANNOT] " + valid.error().message + ".");
   MailboxHub* hub = &server_.hub();
   std::string user = user_, tag = cmd.tag;
   run([hub, user, name]() -> Result<void> {
@@ -175,6 +173,7 @@ void ImapSession::cmd_rename(Command& cmd) {
   }
   MailboxHub* hub = &server_.hub();
   std::string user = user_, tag = cmd.tag, from = mailbox_arg(cmd.args[0]), to = mailbox_arg(cmd.args[1]);
+  if (auto valid = imap::validate_mailbox_name(to); !valid) return no(tag, "[CANNOT] " + valid.error().message + ".");
   run([hub, user, from, to] { return hub->rename(user, from, to); },
       [tag](ImapSession& s, Result<void> r) { s.hub_reply(tag, r, "RENAME completed."); });
 }
@@ -198,8 +197,9 @@ struct Listed {
 };
 
 std::string list_line(std::string_view verb, std::string_view attrs, const std::string& name) {
-  return "* " + std::string(verb) + " (" + std::string(attrs) + ") \"" + kHierarchyDelimiter + "\" " +
-         imap_string(name) + "\r\n";
+  std::string out = "* " + std::string(verb) + " (" + std::string(attrs) + ") \"" + kHierarchyDelimiter + "\" ";
+  imap::append_mailbox_name(out, name);
+  return out + "\r\n";
 }
 
 bool has_children(const std::vector<MailboxInfo>& boxes, const std::string& name) {
@@ -210,10 +210,7 @@ bool has_children(const std::vector<MailboxInfo>& boxes, const std::string& name
 std::string list_lines(std::string_view verb, const Listed& l, const std::string& pattern) {
   std::string out;
   bool lsub = verb == "LSUB";
-  auto matches = [&](const std::string& name) {
-    return name == "INBOX" ? local::list_match(ascii_upper(pattern), name, kHierarchyDelimiter)
-                           : local::list_match(pattern, name, kHierarchyDelimiter);
-  };
+  auto matches = [&](const std::string& name) { return imap::list_match(pattern, name); };
   if (lsub) {
     for (const std::string& name : *l.subscriptions) {
       if (matches(name)) out += list_line(verb, "", name);
@@ -240,7 +237,7 @@ void ImapSession::cmd_list(Command& cmd) {
     send(std::string("* LIST (\\Noselect) \"") + kHierarchyDelimiter + "\" \"\"\r\n");
     return finish(tag, "OK LIST completed.", Sync::kFull);
   }
-  std::string pattern = *ref + *pat;
+  std::string pattern = imap::join_list_pattern(*ref, *pat);
   MailboxHub* hub = &server_.hub();
   std::string user = user_;
   run([hub, user] { return Listed{hub->list(user), hub->subscriptions(user)}; },
@@ -276,7 +273,9 @@ void ImapSession::cmd_status(Command& cmd) {
                      : item == "UIDNEXT" ? st->uidnext : item == "UIDVALIDITY" ? st->uidvalidity : st->unseen;
           out += (out.empty() ? "" : " ") + item + " " + std::to_string(v);
         }
-        s.send("* STATUS " + imap_string(name) + " (" + out + ")\r\n");
+        std::string line = "* STATUS ";
+        imap::append_mailbox_name(line, name);
+        s.send(line + " (" + out + ")\r\n");
         s.finish(tag, "OK STATUS completed.", Sync::kFull);
       });
 }

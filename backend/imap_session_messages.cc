@@ -7,6 +7,8 @@
 
 #include "backend/imap_args.h"
 #include "backend/imap_fetch.h"
+#include "backend/imap_mailbox_names.h"
+#include "backend/imap_search.h"
 #include "backend/imap_sequence.h"
 #include "backend/imap_session.h"
 #include "common/log.h"
@@ -375,7 +377,7 @@ void ImapSession::cmd_copy(Command& cmd) {
     if (!view_.at(i).expunged) metas.push_back(view_.at(i).meta);
   }
   std::string dest = *astring(cmd.args[1]);
-  if (iequals(dest, "INBOX")) dest = "INBOX";
+  dest = imap::normalize_inbox(dest);
   MailboxHub* hub = &server_.hub();
   std::shared_ptr<Mailbox> src = mailbox_;
   std::string user = user_, tag = cmd.tag;
@@ -398,6 +400,92 @@ void ImapSession::copy_done(const std::string& tag, bool move, const CopyOutcome
   finish(tag, "OK MOVE completed.", Sync::kFull, true);
 }
 
-void ImapSession::cmd_search(Command& cmd) { no(cmd.tag, "SEARCH is not available yet."); }
+}  // namespace basalt::store
+
+namespace basalt::store {
+
+namespace {
+
+// Whether evaluating `key` reads the header block (the header cache).
+bool needs_header(const imap::SearchKey& key) {
+  using Op = imap::SearchOp;
+  for (Op op : {Op::kHeader, Op::kSentBefore, Op::kSentOn, Op::kSentSince, Op::kText}) {
+    if (key.op == op) return true;
+  }
+  return std::any_of(key.children.begin(), key.children.end(), needs_header);
+}
+
+struct SearchJob {
+  imap::SearchKey key;
+  bool uid = false;
+  bool header = false;
+  std::vector<ViewMessage> messages;  // the view, in sequence order
+  uint32_t max_uid = 0;
+  std::vector<uint32_t> hits;
+  uint64_t spool_bytes = 0;
+  bool failed = false;
+};
+
+// Runs on the pool: flags, dates and sizes from the view, headers from the header cache, and
+// the message from the spool only for BODY / TEXT keys.
+void run_search(Mailbox& box, SearchJob& job) {
+  auto count = static_cast<uint32_t>(job.messages.size());
+  for (uint32_t i = 0; i < count; ++i) {
+    const ViewMessage& m = job.messages[i];
+    FetchedMessage f;
+    if (job.header) {
+      auto loaded = load_message(box, m.meta, true, false, job.spool_bytes);
+      if (!loaded) continue;  // expunged meanwhile, or unreadable: not a match
+      f = std::move(*loaded);
+    }
+    imap::SearchMessage msg{i + 1, m.meta.uid, count, job.max_uid, m.meta.flags, m.meta.keywords, m.recent,
+                            {m.meta.internal_date, f.cached.internal_date.tz_offset_minutes}, m.meta.size,
+                            f.cached.summary.header, {}};
+    msg.load_raw = [&]() -> Result<std::string> {
+      if (f.raw) return *f.raw;
+      auto raw = box.read_message(m.meta.uid);
+      if (raw) job.spool_bytes += raw->size();
+      return raw;
+    };
+    auto hit = imap::match(job.key, msg);
+    if (!hit) {
+      job.failed = true;
+    } else if (*hit) {
+      job.hits.push_back(job.uid ? m.meta.uid : i + 1);
+    }
+  }
+}
+
+}  // namespace
+
+void ImapSession::cmd_search(Command& cmd) {
+  auto key = imap::parse_search(cmd.args);
+  if (!key && key.error().code == static_cast<int>(imap::SearchErrc::kBadCharset)) {
+    return no(cmd.tag, "[BADCHARSET (UTF-8 US-ASCII)] " + key.error().message + ".");
+  }
+  if (!key) return bad(cmd.tag, "Invalid SEARCH: " + key.error().message + ".");
+  auto job = std::make_shared<SearchJob>();
+  job->uid = uid_command_;
+  job->header = needs_header(*key);
+  job->key = std::move(*key);
+  job->messages = view_.messages();
+  job->max_uid = job->messages.empty() ? 0 : job->messages.back().meta.uid;
+  std::shared_ptr<Mailbox> box = mailbox_;
+  std::string tag = cmd.tag;
+  run(
+      [box, job] {
+        run_search(*box, *job);
+        return job;
+      },
+      [tag](ImapSession& s, std::shared_ptr<SearchJob> job) {
+        s.spool_bytes_ += job->spool_bytes;
+        std::string out = "* SEARCH";
+        for (uint32_t n : job->hits) out += " " + std::to_string(n);
+        s.send(out + "\r\n");
+        Sync mode = job->uid ? Sync::kFull : Sync::kNoExpunge;
+        if (job->failed) return s.finish(tag, "NO [SERVERBUG] Some messages could not be searched.", mode);
+        s.finish(tag, "OK SEARCH completed.", mode);
+      });
+}
 
 }  // namespace basalt::store

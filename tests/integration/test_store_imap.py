@@ -669,3 +669,50 @@ def test_plaintext_pipelined_behind_starttls_closes(tls_store):
     assert r.line().startswith(b"a OK")
     with pytest.raises((EOFError, ConnectionResetError)):
         r.line()
+
+
+# --------------------------------------------------------------------------- SEARCH, names
+
+
+def test_search(store):
+    store.deliver("alice", "apples", "I like Apples and pears\n")
+    store.deliver("alice", "bananas", "yellow fruit\n")
+    store.deliver("alice", "cherries", "red fruit\n")
+    c = login(store)
+    c.select("INBOX")
+    c.store("2", "+FLAGS", "(\\Flagged)")
+    assert c.search(None, "ALL") == ("OK", [b"1 2 3"])
+    assert c.search(None, "FLAGGED") == ("OK", [b"2"])
+    assert c.search(None, "UNFLAGGED", "SUBJECT", "CHERR") == ("OK", [b"3"])
+    assert c.search(None, "OR", "SUBJECT", "apples", "BODY", "yellow") == ("OK", [b"1 2"])
+    assert c.search(None, "TEXT", "pears") == ("OK", [b"1"])
+    assert c.search(None, "NOT", "BODY", "fruit") == ("OK", [b"1"])
+    assert c.search(None, "2:*", "LARGER", "1") == ("OK", [b"2 3"])
+    assert c.search(None, "SINCE", "1-Jan-2000", "UNSEEN") == ("OK", [b"1 2 3"])
+    assert c.uid("SEARCH", "UID", "2:3") == ("OK", [b"2 3"])
+    assert c.search("UTF-8", "SUBJECT", "bananas") == ("OK", [b"2"])
+    typ, data = c.search("KOI8-R", "SUBJECT", "x")
+    assert typ == "NO" and b"[BADCHARSET" in data[0]
+    with pytest.raises(imaplib.IMAP4.error):
+        c.search(None, "FROBNICATE")
+    c.logout()
+    mark = len(store.log_text())
+    c = login(store)
+    c.select("INBOX")
+    assert c.search(None, "FROM", "example.org", "SUBJECT", "apples") == ("OK", [b"1"])  # header cache only
+    c.logout()
+    assert "spool_bytes=0 " in store.close_line("alice", mark)
+
+
+def test_mailbox_name_rules(store):
+    c = login(store)
+    assert c.create("inbox")[0] == "NO"  # any case of INBOX is INBOX
+    typ, data = c.create("a%b")
+    assert typ == "NO" and b"[CANNOT]" in data[0]
+    typ, data = c.create("Bad&Utf7")
+    assert typ == "NO"
+    assert c.create("Entw&APw-rfe")[0] == "OK"  # "Entwürfe" in modified UTF-7
+    typ, data = c.list('""', "Entw*")
+    assert data == [b'(\\HasNoChildren) "/" "Entw&APw-rfe"']
+    assert c.select("inbox")[0] == "OK"
+    c.logout()
