@@ -186,8 +186,10 @@ void ImapSession::close_after_flush(std::string reason) {
 
 void ImapSession::close(std::string_view reason) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
-  log()->info("[I{}] ip={} user={} action=close reason=\"{}\" in={} out={} spool_bytes={} duration_ms={}", id_,
-              client_, log_safe(user_), reason, bytes_in_, bytes_out_, spool_bytes_, ms.count());
+  // spool_bytes: what this session read; spool_total: the whole store since it started.
+  log()->info("[I{}] ip={} user={} action=close reason=\"{}\" in={} out={} spool_bytes={} spool_total={} duration_ms={}",
+              id_, client_, log_safe(user_), reason, bytes_in_, bytes_out_, spool_bytes_,
+              server_.hub().spool().bytes_read(), ms.count());
   watch_.reset();
   release();  // `this` is freed at the end of the loop iteration
 }

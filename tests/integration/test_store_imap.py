@@ -716,3 +716,60 @@ def test_mailbox_name_rules(store):
     assert data == [b'(\\HasNoChildren) "/" "Entw&APw-rfe"']
     assert c.select("inbox")[0] == "OK"
     c.logout()
+
+
+# --------------------------------------------------------------------------- through the proxy
+
+
+def test_through_basalt_proxy(store, tmp_path, proxy_binary):
+    """basalt-proxy logs in to the store as the master user (ID + AUTHENTICATE PLAIN with
+    authzid, pipelined) and then splices: a real client sees the store's mailbox."""
+    for i in range(3):
+        store.deliver("alice", f"proxied {i}")
+    users = tmp_path / "proxy-users.toml"
+    users.write_text('[[user]]\nname = "alice"\npassword = "{PLAIN}alice-secret"\nshard = "a"\n')
+    imap_port = bc.free_port()
+    cfg = {
+        "log": {"level": "info"},
+        "proxy": {"workers": 1, "trusted_networks": ["127.0.0.0/8"], "auth_failure_delay_ms": 0},
+        "listener": [{"protocol": "imap", "address": f"{bc.LOOPBACK}:{imap_port}"}],
+        "admin": {"address": f"{bc.LOOPBACK}:{bc.free_port()}", "token": "t" * 32},
+        "directory": {"backend": "file", "file": str(users)},
+        "shard": [{"name": "a", "imap": f"{bc.LOOPBACK}:{store.port('imap')}", "login": "master",
+                   "master_user": "proxy", "master_password": "pw"}],
+    }
+    proxy = bc.Proxy(tmp_path / "proxy", proxy_binary, bc.to_toml(cfg))
+    proxy.start()
+    try:
+        c = imaplib.IMAP4(bc.LOOPBACK, imap_port, timeout=30)
+        client_port = c.sock.getsockname()[1]
+        c.login("alice", "alice-secret")
+        assert c.select("INBOX") == ("OK", [b"3"])
+        typ, data = c.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert data[0][1] == b"Subject: proxied 1\r\n\r\n"
+        c.store("1", "+FLAGS", "(\\Seen)")
+        assert c.search(None, "SEEN") == ("OK", [b"1"])
+        c.logout()
+        # The store logged the proxy's client (ID x-originating-ip/port), not the proxy.
+        assert f"{bc.LOOPBACK}:{client_port}" in store.close_line("alice")
+    finally:
+        proxy.stop()
+
+
+def test_enable_unselect_rename_inbox(store):
+    store.deliver("alice", "old inbox mail")
+    r = Raw(store)
+    r.cmd(b"LOGIN alice a")
+    lines = r.cmd(b"ENABLE CONDSTORE")
+    assert lines[0] == b"* ENABLED" and lines[-1].startswith(b"t OK")
+    assert r.cmd(b"SELECT INBOX")[-1].startswith(b"t OK [READ-WRITE]")
+    assert r.cmd(b"UNSELECT")[-1].startswith(b"t OK")
+    assert r.cmd(b"FETCH 1 FLAGS")[-1].startswith(b"t BAD")  # nothing selected any more
+    assert r.cmd(b"RENAME INBOX Saved")[-1].startswith(b"t OK")  # moves the messages, INBOX stays
+    lines = r.cmd(b'STATUS Saved (MESSAGES)')
+    assert lines[0] == b'* STATUS "Saved" (MESSAGES 1)'
+    lines = r.cmd(b"STATUS INBOX (MESSAGES)")
+    assert lines[0] == b'* STATUS "INBOX" (MESSAGES 0)'
+    assert r.cmd(b"STATUS INBOX (BOGUS)")[-1].startswith(b"t BAD")
+    assert r.cmd(b"CHECK")[-1].startswith(b"t BAD")  # CHECK needs a selected mailbox
+    r.close()
