@@ -726,19 +726,7 @@ def test_through_basalt_proxy(store, tmp_path, proxy_binary):
     authzid, pipelined) and then splices: a real client sees the store's mailbox."""
     for i in range(3):
         store.deliver("alice", f"proxied {i}")
-    users = tmp_path / "proxy-users.toml"
-    users.write_text('[[user]]\nname = "alice"\npassword = "{PLAIN}alice-secret"\nshard = "a"\n')
-    imap_port = bc.free_port()
-    cfg = {
-        "log": {"level": "info"},
-        "proxy": {"workers": 1, "trusted_networks": ["127.0.0.0/8"], "auth_failure_delay_ms": 0},
-        "listener": [{"protocol": "imap", "address": f"{bc.LOOPBACK}:{imap_port}"}],
-        "admin": {"address": f"{bc.LOOPBACK}:{bc.free_port()}", "token": "t" * 32},
-        "directory": {"backend": "file", "file": str(users)},
-        "shard": [{"name": "a", "imap": f"{bc.LOOPBACK}:{store.port('imap')}", "login": "master",
-                   "master_user": "proxy", "master_password": "pw"}],
-    }
-    proxy = bc.Proxy(tmp_path / "proxy", proxy_binary, bc.to_toml(cfg))
+    proxy, imap_port = bc.store_proxy(tmp_path, proxy_binary, store, "imap", {"alice": "alice-secret"})
     proxy.start()
     try:
         c = imaplib.IMAP4(bc.LOOPBACK, imap_port, timeout=30)

@@ -532,19 +532,7 @@ def test_curl_retrieves_and_lists(store):
 
 def test_through_basalt_proxy(store, tmp_path, proxy_binary):
     stored = three_messages(store)
-    users = tmp_path / "proxy-users.toml"
-    users.write_text('[[user]]\nname = "alice"\npassword = "{PLAIN}alice-secret"\nshard = "a"\n')
-    pop3_port = bc.free_port()
-    cfg = {
-        "log": {"level": "info"},
-        "proxy": {"workers": 1, "trusted_networks": ["127.0.0.0/8"], "auth_failure_delay_ms": 0},
-        "listener": [{"protocol": "pop3", "address": f"{bc.LOOPBACK}:{pop3_port}"}],
-        "admin": {"address": f"{bc.LOOPBACK}:{bc.free_port()}", "token": "t" * 32},
-        "directory": {"backend": "file", "file": str(users)},
-        "shard": [{"name": "a", "pop3": f"{bc.LOOPBACK}:{store.port('pop3')}", "login": "master",
-                   "master_user": "proxy", "master_password": "pw"}],
-    }
-    proxy = bc.Proxy(tmp_path / "proxy", proxy_binary, bc.to_toml(cfg))
+    proxy, pop3_port = bc.store_proxy(tmp_path, proxy_binary, store, "pop3", {"alice": "alice-secret"})
     proxy.start()
     try:
         p = poplib.POP3(bc.LOOPBACK, pop3_port, timeout=30)

@@ -993,6 +993,29 @@ class Store(ShardClients, Daemon):
         return c
 
 
+def store_proxy(workdir: Path | str, binary: Path | str, store: "Store", protocol: str,
+                users: dict[str, str], master: tuple[str, str] = ("proxy", "pw")) -> tuple["Proxy", int]:
+    """basalt-proxy (file directory with {user: password}, shard "a") in front of `store`,
+    logging in with the master user; one `protocol` listener. Returns (proxy, its port), not
+    started."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    users_file = workdir / "proxy-users.toml"
+    users_file.write_text("".join(f'[[user]]\nname = {_toml_str(u)}\npassword = {_toml_str("{PLAIN}" + pw)}\n'
+                                  f'shard = "a"\n' for u, pw in users.items()))
+    port = free_port()
+    cfg = {
+        "log": {"level": "info"},
+        "proxy": {"workers": 1, "trusted_networks": ["127.0.0.0/8"], "auth_failure_delay_ms": 0},
+        "listener": [{"protocol": protocol, "address": f"{LOOPBACK}:{port}"}],
+        "admin": {"address": f"{LOOPBACK}:{free_port()}", "token": "t" * 32},
+        "directory": {"backend": "file", "file": str(users_file)},
+        "shard": [{"name": "a", protocol: f"{LOOPBACK}:{store.port(protocol)}", "login": "master",
+                   "master_user": master[0], "master_password": master[1]}],
+    }
+    return Proxy(workdir / "proxy", binary, to_toml(cfg)), port
+
+
 def find_store_binary(build_dir: Path | str) -> Path | None:
     p = Path(build_dir) / "backend" / "basalt-store"
     return p if p.exists() else None
