@@ -150,6 +150,8 @@ class Session : private Relay::Owner {
   static void on_backend_write(bufferevent* bev, void* self);
   static void on_backend_event(bufferevent* bev, short what, void* self);
   static void on_timer(evutil_socket_t, short, void* self);
+  static void free_bufferevent(bufferevent*& bev);
+  static constexpr std::chrono::milliseconds kFlushTimeout{10000};
 
   void install_client_callbacks();
   bufferevent* new_tls_client(evutil_socket_t fd);
