@@ -112,6 +112,7 @@ void ImapSession::set_state(State next) {
 }
 
 void ImapSession::send(std::string_view text) {
+  if (released_) return;
   bytes_out_ += text.size();
   bufferevent_write(bev_, text.data(), text.size());
 }
@@ -185,6 +186,9 @@ void ImapSession::close_after_flush(std::string reason) {
 }
 
 void ImapSession::close(std::string_view reason) {
+  if (released_) return;
+  released_ = closing_ = true;  // nothing more is read, parsed or sent
+  evtimer_del(delay_);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
   // spool_bytes: what this session read; spool_total: the whole store since it started.
   log()->info("[I{}] ip={} user={} action=close reason=\"{}\" in={} out={} spool_bytes={} spool_total={} duration_ms={}",

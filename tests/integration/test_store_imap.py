@@ -526,6 +526,15 @@ def test_curl(store):
     out = subprocess.run(["curl", "-s", "--max-time", "20", f"{url}/INBOX;UID=1", "-u", "alice:a"],
                          capture_output=True, timeout=30)
     assert out.returncode == 0 and b"Subject: for curl" in out.stdout and b"curl body" in out.stdout, out
+    out = subprocess.run(["curl", "-s", "--max-time", "20", f"{url}/INBOX", "-u", "alice:a"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0 and b'"INBOX"' in out.stdout, out  # LIST "INBOX" *
+    out = subprocess.run(["curl", "-s", "--max-time", "20", f"{url}/INBOX?UNSEEN", "-u", "alice:a"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == b"* SEARCH\r\n", out  # UID 1 was read above
+    out = subprocess.run(["curl", "-s", "--max-time", "20", f"{url}/INBOX;UID=1;SECTION=HEADER.FIELDS%20(SUBJECT)",
+                          "-u", "alice:a"], capture_output=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == b"Subject: for curl\r\n\r\n", out
 
 
 @pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync not installed")
