@@ -441,8 +441,12 @@ def test_two_sessions_see_each_other(store):
     assert any(b"FLAGS (\\Seen)" in d for d in b.untagged_responses.get("FETCH", [])), b.untagged_responses
     a.store("1", "+FLAGS", "(\\Deleted)")
     a.expunge()
-    # FETCH may not announce the expunge; NOOP does.
-    typ, data = b.fetch("1", "(UID)")
+    # FETCH may not announce the expunge (numbers stay as B knows them); NOOP does.
+    b.untagged_responses.clear()
+    typ, data = b.fetch("1:2", "(UID)")
+    assert data == [b"1 (UID 1)", b"2 (UID 2)"] and "EXPUNGE" not in b.untagged_responses
+    typ, data = b.fetch("1", "(BODY.PEEK[])")
+    assert typ == "NO" and b"[EXPUNGEISSUED]" in data[0]
     b.untagged_responses.pop("EXPUNGE", None)
     b.noop()
     assert b.untagged_responses.get("EXPUNGE") == [b"1"]
@@ -770,3 +774,24 @@ def test_enable_unselect_rename_inbox(store):
     assert r.cmd(b"STATUS INBOX (BOGUS)")[-1].startswith(b"t BAD")
     assert r.cmd(b"CHECK")[-1].startswith(b"t BAD")  # CHECK needs a selected mailbox
     r.close()
+
+
+def test_missing_cache_entries_are_rebuilt(store):
+    for i in range(3):
+        store.deliver("alice", f"cached {i}")
+    store.stop()
+    shutil.rmtree(store.workdir / "index")  # the header cache is rebuilt from the spool
+    store.start()
+    mark = len(store.log_text())
+    c = login(store)
+    c.select("INBOX")
+    typ, data = c.fetch("1:*", "(ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK" and data[4][1] == b"Subject: cached 2\r\n\r\n"
+    c.logout()
+    assert int(re.search(r"spool_bytes=(\d+)", store.close_line("alice", mark)).group(1)) > 0
+    mark = len(store.log_text())
+    c = login(store)
+    c.select("INBOX")
+    assert c.fetch("1:*", "(ENVELOPE)")[0] == "OK"
+    c.logout()
+    assert "spool_bytes=0 " in store.close_line("alice", mark)  # recached on the first read
