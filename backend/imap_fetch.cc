@@ -266,10 +266,10 @@ Result<void> render_section(const FetchItem& item, const FetchMessage& m, std::s
     if (text) *text = text->substr(item.partial->origin, item.partial->count);
   }
   out += ' ';
-  if (text) {
+  if (text && !text->empty()) {
     append_literal(out, *text);
   } else {
-    out += "NIL";
+    out += "\"\"";  // no such part, or nothing left after the origin
   }
   return {};
 }

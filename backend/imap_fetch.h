@@ -80,8 +80,9 @@ struct FetchMessage {
 
 // Appends the data items, space-separated, without the parentheses:
 // `UID 5 FLAGS (\Seen) BODY[HEADER.FIELDS (FROM)] {23}\r\n...`. Section data are literals;
-// NIL for a missing part or a partial whose origin is at or past the end; BODY[]<0.10> is
-// labelled BODY[]<0>. Errors only when the caller did not pass what the request needs.
+// a missing part, or a partial whose origin is at or past the end, is the empty string ""
+// (what Dovecot sends; RFC 3501 does not say); BODY[]<0.10> is labelled BODY[]<0>. Errors
+// only when the caller did not pass what the request needs.
 Result<void> render_fetch(const FetchRequest& request, const FetchMessage& message, std::string& out);
 
 // "(\Seen \Answered \Flagged \Deleted \Draft \Recent kw1 kw2)" (set flags only, this order).

@@ -25,28 +25,24 @@ bool is_atom(std::string_view s) {
   });
 }
 
-// The part a section number names (see the header), or null.
+// The part a section number names (see the header), or null. Dovecot's walk: a multipart
+// picks its child; anything else takes only 1, and only a message/rfc822 part may be
+// followed by more numbers, which then count inside the enclosed message.
 const MimePart* find_part(const MimePart& root, const std::vector<uint32_t>& path) {
-  const MimePart* node = nullptr;
-  for (uint32_t n : path) {
-    const MimePart* base = &root;
-    if (node) {
-      base = node;
-      if ((node->flags & MimePart::kMessage) && !node->children.empty()) {
-        base = &node->children[0];  // numbers after a message/rfc822 part count in the enclosed message
-      } else if (!(node->flags & MimePart::kMultipart)) {
-        return nullptr;  // a leaf has no sub-parts
-      }
+  const MimePart* part = &root;
+  for (size_t i = 0; i < path.size() && part; ++i) {
+    uint32_t n = path[i];
+    bool more = i + 1 < path.size();
+    if (part->flags & MimePart::kMultipart) {
+      part = n >= 1 && n <= part->children.size() ? &part->children[n - 1] : nullptr;
+    } else if (n != 1 || (more && !(part->flags & MimePart::kMessage))) {
+      part = nullptr;
     }
-    if (base->flags & MimePart::kMultipart) {
-      if (n == 0 || n > base->children.size()) return nullptr;
-      node = &base->children[n - 1];
-    } else {
-      if (n != 1) return nullptr;
-      node = base;  // a non-multipart message's part 1 is its body
+    if (part && more && (part->flags & MimePart::kMessage)) {
+      part = part->children.empty() ? nullptr : &part->children[0];
     }
   }
-  return node;
+  return part;
 }
 
 std::string_view slice(std::string_view raw, size_t begin, size_t end) {
@@ -59,9 +55,34 @@ size_t body_end(std::string_view raw, const MimePart& root, const MimePart& part
   return &part == &root ? raw.size() : part.body_end;
 }
 
+// Where a part's header ends as Dovecot counts it: when the body is empty and a boundary
+// follows, the blank line's line end belongs to the boundary; a header cut short by a
+// boundary keeps its last line end.
+size_t header_end(std::string_view raw, const MimePart& part) {
+  size_t end = part.body_begin;
+  if (part.body_end != part.body_begin || end >= raw.size()) return end;
+  std::string_view rest = raw.substr(end);
+  if (rest.starts_with("--") && end > part.header_begin && raw[end - 1] == '\n') {
+    return end - (end - part.header_begin >= 2 && raw[end - 2] == '\r' ? 2 : 1);
+  }
+  bool cut_short = end > part.header_begin && raw[end - 1] != '\n';  // no blank line before the boundary
+  if (cut_short && rest.starts_with("\r\n--")) return end + 2;
+  if (cut_short && rest.starts_with("\n--")) return end + 1;
+  return end;
+}
+
+// The end of a part's body as Dovecot counts it: a multipart whose last child's header was
+// cut short by a boundary keeps that header's line end.
+size_t part_body_end(std::string_view raw, const MimePart& root, const MimePart& part) {
+  size_t end = body_end(raw, root, part);
+  if (!(part.flags & MimePart::kMultipart) || part.children.empty()) return end;
+  const MimePart& last = part.children.back();
+  return std::max(end, last.body_end == last.body_begin ? header_end(raw, last) : part_body_end(raw, root, last));
+}
+
 std::optional<std::string> message_section(std::string_view raw, const MimePart& root, const MimePart& msg,
                                            const Section& section) {
-  std::string_view header = slice(raw, msg.header_begin, msg.body_begin);
+  std::string_view header = slice(raw, msg.header_begin, &msg == &root ? msg.body_begin : header_end(raw, msg));
   switch (section.text) {
     case SectionText::kHeader: return imap_text(header);
     case SectionText::kHeaderFields: return filter_header_fields(header, section.fields, false);
@@ -94,8 +115,9 @@ std::optional<std::string> extract_section(std::string_view raw, const Section& 
   switch (section.text) {
     case SectionText::kNone:
       if (section.part.empty()) return imap_text(raw);
-      return imap_text(slice(raw, node->body_begin, body_end(raw, root, *node)));
-    case SectionText::kMime: return imap_text(slice(raw, node->header_begin, node->body_begin));
+      return imap_text(slice(raw, node->body_begin, part_body_end(raw, root, *node)));
+    case SectionText::kMime:
+      return imap_text(slice(raw, node->header_begin, node == &root ? node->body_begin : header_end(raw, *node)));
     case SectionText::kHeader:
     case SectionText::kHeaderFields:
     case SectionText::kHeaderFieldsNot:
@@ -107,7 +129,7 @@ std::optional<std::string> extract_section(std::string_view raw, const Section& 
   return message_section(raw, root, node->children[0], section);
 }
 
-void for_each_header_field(std::string_view header,
+bool for_each_header_field(std::string_view header,
                            const std::function<void(std::string_view name, std::string_view field)>& fn) {
   auto line_after = [header](size_t pos) {
     size_t lf = header.find('\n', pos);
@@ -117,25 +139,27 @@ void for_each_header_field(std::string_view header,
     size_t start = pos;
     pos = line_after(pos);
     std::string_view first = header.substr(start, pos - start);
-    if (first == "\n" || first == "\r\n") return;  // the blank line that ends the header
+    if (first == "\n" || first == "\r\n") return true;  // the blank line that ends the header
     while (pos < header.size() && is_wsp(header[pos])) pos = line_after(pos);
-    size_t colon = first.find(':');
-    std::string_view name = is_wsp(first[0]) || colon == std::string_view::npos ? std::string_view{} : first.substr(0, colon);
-    while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
+    // A line without a colon is all name (Dovecot's header filter), so .NOT keeps it.
+    std::string_view name = is_wsp(first[0]) ? std::string_view{} : first.substr(0, first.find(':'));
+    while (!name.empty() && (is_wsp(name.back()) || name.back() == '\r' || name.back() == '\n')) name.remove_suffix(1);
     fn(name, header.substr(start, pos - start));
   }
+  return false;
 }
 
 std::string filter_header_fields(std::string_view header, const std::vector<std::string>& names, bool exclude) {
   std::string kept;
-  for_each_header_field(header, [&](std::string_view name, std::string_view field) {
+  bool ended = for_each_header_field(header, [&](std::string_view name, std::string_view field) {
     if (name.empty()) return;
     bool listed = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, name); });
     if (listed == exclude) return;
     kept.append(field);
     if (field.back() != '\n') kept.append("\r\n");  // a header cut off without a line end
   });
-  kept.append("\r\n");
+  // As Dovecot: HEADER.FIELDS always ends with a blank line, .NOT only if the header had one.
+  if (ended || !exclude) kept.append("\r\n");
   return imap_text(kept);
 }
 

@@ -24,21 +24,25 @@ struct Section {
   bool operator==(const Section&) const = default;
 };
 
-// The section's text, or nullopt when the message has no such part (the caller sends NIL):
-// a part number past the end, a part number into a leaf, or HEADER/TEXT after a part that
-// is not message/rfc822. Part 1 of a non-multipart message is its body; part N of a
-// message/rfc822 part is part N of the enclosed message; MIME is a part's own header.
+// The section's text, or nullopt when the message has no such part. Part numbers are
+// resolved as Dovecot does: a multipart's N is its N-th child; any other part (and a
+// non-multipart message) has only part 1, itself, so "2.1" of a leaf part 2 is part 2 but
+// "1.1" of a single-part message is missing; numbers after a message/rfc822 part count in
+// the enclosed message. HEADER/TEXT after a number need a message/rfc822 part; MIME is a
+// part's own header.
 std::optional<std::string> extract_section(std::string_view raw, const Section& section);
 
 // The fields of a header block (CRLF or LF lines, folded continuation lines kept with their
 // field) whose names are (exclude: are not) in `names`, case-insensitively, in their original
-// order, followed by the blank line. Lines that are not fields (no colon) are never kept.
+// order, then a blank line (for exclude only if the block had one, as Dovecot answers). A line
+// without a colon counts as a field named by the whole line.
 std::string filter_header_fields(std::string_view header, const std::vector<std::string>& names, bool exclude);
 
 // Calls fn(name, field) for each field of a header block (CRLF or LF lines, up to the blank
 // line): `field` is its text with its folded continuation lines and line ends, `name` the text
-// before the colon without trailing white space, empty for a line that is not a field.
-void for_each_header_field(std::string_view header,
+// before the colon without trailing white space (a line without a colon is all name; empty
+// for continuation lines before any field). Returns whether the blank line was reached.
+bool for_each_header_field(std::string_view header,
                            const std::function<void(std::string_view name, std::string_view field)>& fn);
 
 // The section as a FETCH response label: "HEADER.FIELDS (FROM X-Y)", "1.2.MIME", "" —

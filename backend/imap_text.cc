@@ -114,7 +114,9 @@ std::vector<std::string> header_values(std::string_view header, std::string_view
   std::vector<std::string> values;
   for_each_header_field(header, [&](std::string_view field_name, std::string_view field) {
     if (field_name.size() != name.size() || strncasecmp(field_name.data(), name.data(), name.size()) != 0) return;
-    std::string_view value = field.substr(field.find(':') + 1);
+    size_t colon = field.find(':');
+    if (colon == std::string_view::npos) return;  // a line that only looks like the name
+    std::string_view value = field.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     values.push_back(unfold(value));
   });

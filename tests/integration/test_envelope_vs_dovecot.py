@@ -10,6 +10,7 @@ BASALT_REQUIRE_CORPUS=1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -48,7 +49,7 @@ def parse_fetches(data: bytes) -> dict[int, dict[str, object]]:
     pos = 0
     out: dict[int, dict[str, object]] = {}
     literal = re.compile(rb"\{(\d+)\}\r\n")
-    atom = re.compile(rb"[^ ()\r\n\[\]]+(\[[^\]]*\])?")
+    atom = re.compile(rb"[^ ()\r\n\[\]]+(\[[^\]]*\](<\d+>)?)?")  # BODY[...]<origin> is one label
 
     def value():
         nonlocal pos
@@ -159,11 +160,48 @@ def uid_to_name(maildir: Path) -> dict[int, str]:
     return names
 
 
-def documented_differences() -> set[str]:
-    """Message file names listed between the differences markers of the compliance doc."""
+def documented_differences(marker: str = "differences") -> set[str]:
+    """Message file names listed between the <!-- MARKER:begin/end --> lines of the compliance doc."""
     text = DOC.read_text()
-    block = text.split("<!-- differences:begin -->", 1)[1].split("<!-- differences:end -->", 1)[0]
+    block = text.split(f"<!-- {marker}:begin -->", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
     return set(re.findall(r"^\|\s*`([^`]+)`", block, re.M))
+
+
+@contextlib.contextmanager
+def corpus_dovecot(workdir: Path, name: str):
+    """A Dovecot shard with the corpus user, in workdir/shard-NAME."""
+    if not shutil.which(bc.DOVECOT) and not os.path.exists(bc.DOVECOT):
+        pytest.fail(f"{bc.DOVECOT} not found: run scripts/install-deps.sh", pytrace=False)
+    server = bc.Dovecot(workdir / f"shard-{name}", name, {USER: PASSWORD})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def built_binary(build_dir: Path, relative: str) -> Path:
+    """A binary of the build; a failure (not a skip) when it has not been built."""
+    binary = build_dir / relative
+    if not binary.is_file():
+        pytest.fail(f"{binary} not found: build the {binary.name} target (or set BASALT_BUILD_DIR)",
+                    pytrace=False)
+    return binary
+
+
+def fetch_both(dovecot: bc.Dovecot, files: list[Path], fetch: str, command: list[str]):
+    """The corpus in Dovecot's Maildir; Dovecot's `FETCH 1:* <fetch>` (which must ask for UID)
+    and the parsed output of `command` + files, as [(file, ours, Dovecot's)] in file order."""
+    maildir = fill_maildir(dovecot, files)
+    theirs = parse_fetches(imap_fetch_all(dovecot.imap_port, fetch))
+    assert len(theirs) == len(files), f"Dovecot sees {len(theirs)} of {len(files)} messages"
+    names = uid_to_name(maildir)
+    by_name = {names[int(f["UID"])]: f for f in theirs.values()}
+    run = subprocess.run([*command, *map(str, files)], capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    ours = parse_fetches(run.stdout)
+    assert len(ours) == len(files)
+    return [(f, ours[i], by_name[f.name.split(":")[0]]) for i, f in enumerate(files, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -173,41 +211,24 @@ def corpus() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def dovecot(workdir):
-    if not shutil.which(bc.DOVECOT) and not os.path.exists(bc.DOVECOT):
-        pytest.fail(f"{bc.DOVECOT} not found: run scripts/install-deps.sh", pytrace=False)
-    server = bc.Dovecot(workdir / "shard-envelope", "envelope", {USER: PASSWORD})
-    server.start()
-    yield server
-    server.stop()
+def dovecot(workdir, request):
+    """One shard per test module that uses it (shard-envelope, shard-sections, ...)."""
+    name = request.module.__name__.removeprefix("test_").split("_")[0]
+    with corpus_dovecot(workdir, name) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def summary_binary(basalt_binary_dir) -> Path:
-    binary = basalt_binary_dir / "indexer" / "basalt-summary"
-    if not binary.is_file():
-        pytest.fail(f"{binary} not found: build the basalt-summary target (or set BASALT_BUILD_DIR)",
-                    pytrace=False)
-    return binary
+    return built_binary(basalt_binary_dir, "indexer/basalt-summary")
 
 
 def test_summary_matches_dovecot_except_documented(corpus, dovecot, summary_binary):
     files = corpus
-    maildir = fill_maildir(dovecot, files)
-    theirs = parse_fetches(imap_fetch_all(dovecot.imap_port, "(UID " + " ".join(ITEMS) + ")"))
-    assert len(theirs) == len(files), f"Dovecot sees {len(theirs)} of {len(files)} messages"
-    names = uid_to_name(maildir)
-    by_name = {names[int(f["UID"])]: f for f in theirs.values()}
-
-    run = subprocess.run([str(summary_binary), *map(str, files)], capture_output=True, timeout=300)
-    assert run.returncode == 0, run.stderr.decode(errors="replace")
-    ours = parse_fetches(run.stdout)
-    assert len(ours) == len(files)
-
+    answers = fetch_both(dovecot, files, "(UID " + " ".join(ITEMS) + ")", [str(summary_binary)])
     differing: dict[str, list[str]] = {}
-    for i, f in enumerate(files, 1):
-        reference = by_name[f.name.split(":")[0]]
-        bad = [item for item in ITEMS if ours[i].get(item) != reference.get(item)]
+    for f, ours, reference in answers:
+        bad = [item for item in ITEMS if ours.get(item) != reference.get(item)]
         if bad:
             differing[f.name] = bad
     documented = documented_differences()

@@ -182,8 +182,8 @@ TEST_F(ImapFetchRenderTest, HeaderItemsFromTheSummaryAlone) {
 TEST_F(ImapFetchRenderTest, BodySections) {
   EXPECT_EQ(render("BODY[1]"), "BODY[1] {5}\r\nhello");
   EXPECT_EQ(render("BODY.PEEK[1.MIME]"), "BODY[1.MIME] {28}\r\nContent-Type: text/plain\r\n\r\n");
-  EXPECT_EQ(render("BODY[2]"), "BODY[2] NIL");
-  EXPECT_EQ(render("BODY[1.HEADER]"), "BODY[1.HEADER] NIL");
+  EXPECT_EQ(render("BODY[2]"), "BODY[2] \"\"");  // no such part: "", as Dovecot
+  EXPECT_EQ(render("BODY[1.HEADER]"), "BODY[1.HEADER] \"\"");
   EXPECT_EQ(render("BODY[]"), "BODY[] {" + std::to_string(raw_.size()) + "}\r\n" + raw_);
   EXPECT_EQ(render("RFC822"), "RFC822 {" + std::to_string(raw_.size()) + "}\r\n" + raw_);
   std::string text = raw_.substr(raw_.find("\r\n\r\n") + 4);
@@ -195,9 +195,9 @@ TEST_F(ImapFetchRenderTest, Partials) {
   EXPECT_EQ(render("BODY[1]<1.3>"), "BODY[1]<1> {3}\r\nell");
   EXPECT_EQ(render("BODY[1]<0.100>"), "BODY[1]<0> {5}\r\nhello");  // truncated, still labelled <0>
   EXPECT_EQ(render("BODY[1]<4.100>"), "BODY[1]<4> {1}\r\no");
-  EXPECT_EQ(render("BODY[1]<5.1>"), "BODY[1]<5> NIL");  // origin at the end
-  EXPECT_EQ(render("BODY[1]<4294967295.1>"), "BODY[1]<4294967295> NIL");
-  EXPECT_EQ(render("BODY[9]<0.1>"), "BODY[9]<0> NIL");
+  EXPECT_EQ(render("BODY[1]<5.1>"), "BODY[1]<5> \"\"");  // origin at the end
+  EXPECT_EQ(render("BODY[1]<4294967295.1>"), "BODY[1]<4294967295> \"\"");
+  EXPECT_EQ(render("BODY[9]<0.1>"), "BODY[9]<0> \"\"");
 }
 
 TEST_F(ImapFetchRenderTest, OrderAndSeenFlags) {

@@ -79,14 +79,40 @@ TEST(ImapSectionTest, PartsOfANestedMessage) {
 
 TEST(ImapSectionTest, MissingPartsAreNullopt) {
   EXPECT_EQ(get(kNested, {4}), std::nullopt);
-  EXPECT_EQ(get(kNested, {1, 1}), std::nullopt);                       // into a leaf
   EXPECT_EQ(get(kNested, {2, 3}), std::nullopt);
-  EXPECT_EQ(get(kNested, {2, 1, 1}), std::nullopt);
+  EXPECT_EQ(get(kNested, {1, 2}), std::nullopt);                       // a leaf has only part 1
+  EXPECT_EQ(get(kNested, {1, 1, 1}), std::nullopt);                    // and nothing below it
   EXPECT_EQ(get(kNested, {3, 2}), std::nullopt);
   EXPECT_EQ(get(kNested, {1}, SectionText::kHeader), std::nullopt);    // HEADER of a non-message part
   EXPECT_EQ(get(kNested, {3}, SectionText::kText), std::nullopt);
   EXPECT_EQ(get(kNested, {1}, SectionText::kHeaderFields, {"X"}), std::nullopt);
   EXPECT_EQ(get(kNested, {4}, SectionText::kMime), std::nullopt);
+}
+
+TEST(ImapSectionTest, PartOneOfALeafIsTheLeaf) {
+  // Dovecot's walk (checked against it on the corpus): "1.1" of a leaf part 1 is part 1.
+  EXPECT_EQ(get(kNested, {1, 1}), "part one");
+  EXPECT_EQ(get(kNested, {2, 1, 1}), "inner plain");
+  EXPECT_EQ(get(kNested, {3, 1, 1}), "R0lGOD==");
+}
+
+TEST(ImapSectionTest, LineEndsBeforeBoundariesCountAsDovecotCountsThem) {
+  // An empty body right before a boundary: the blank line's line end belongs to the boundary.
+  const std::string empty_body =
+      "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: image/gif\n\n--b\nX: 1\n\n\n--b--\n";
+  EXPECT_EQ(get(empty_body, {1}, SectionText::kMime), "Content-Type: image/gif\r\n");
+  EXPECT_EQ(get(empty_body, {1}), "");
+  EXPECT_EQ(get(empty_body, {2}, SectionText::kMime), "X: 1\r\n\r\n");  // one more blank line: kept
+  // A header cut short by the boundary keeps its line end, also in the enclosing multipart.
+  const std::string cut =
+      "Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: multipart/mixed; boundary=b\n\n"
+      "--b\nX: 1\n\nbody\n--b\ncut\n--a--\n";
+  EXPECT_EQ(get(cut, {1, 2}, SectionText::kMime), "cut\r\n");
+  EXPECT_EQ(get(cut, {1}), "--b\r\nX: 1\r\n\r\nbody\r\n--b\r\ncut\r\n");
+  // The header of an enclosed message right before a boundary.
+  const std::string enclosed =
+      "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nSubject: s\n\n--b--\n";
+  EXPECT_EQ(get(enclosed, {1}, SectionText::kHeader), "Subject: s\r\n");
 }
 
 TEST(ImapSectionTest, TopLevelHeaderAndText) {
@@ -137,10 +163,13 @@ TEST(ImapSectionTest, FilterHeaderFields) {
   const std::string header = "Subject: a\r\n b\r\n\tc\r\nX-Y: 1\r\nTo: z\r\nnot a field\r\n  cont\r\nSubject : again\r\n\r\nBody: no\r\n";
   EXPECT_EQ(filter_header_fields(header, {"subject", "to"}, false),
             "Subject: a\r\n b\r\n\tc\r\nTo: z\r\nSubject : again\r\n\r\n");
-  EXPECT_EQ(filter_header_fields(header, {"subject", "to"}, true), "X-Y: 1\r\n\r\n");
+  // A line without a colon is named by the whole line, so .NOT keeps it (as Dovecot).
+  EXPECT_EQ(filter_header_fields(header, {"subject", "to"}, true), "X-Y: 1\r\nnot a field\r\n  cont\r\n\r\n");
   EXPECT_EQ(filter_header_fields(header, {"body"}, false), "\r\n");  // stops at the blank line
   EXPECT_EQ(filter_header_fields(header, {"x-y"}, false), "X-Y: 1\r\n\r\n");
-  EXPECT_EQ(filter_header_fields(" lead\r\nA: 1\r\n", {"a"}, true), "\r\n");
+  EXPECT_EQ(filter_header_fields(" lead\r\nA: 1\r\n", {"a"}, true), "");  // no blank line: none added for .NOT
+  EXPECT_EQ(filter_header_fields("A: 1\r\nB: 2\r\n", {"a"}, true), "B: 2\r\n");
+  EXPECT_EQ(filter_header_fields("A: 1\r\nB: 2\r\n\r\n", {"a"}, true), "B: 2\r\n\r\n");
   EXPECT_EQ(filter_header_fields("A: 1\nB: 2\n", {"b"}, false), "B: 2\r\n\r\n");
   EXPECT_EQ(filter_header_fields("", {"a"}, false), "\r\n");
   EXPECT_EQ(filter_header_fields("Sub: 1\r\nSubject: 2\r\n", {"sub"}, false), "Sub: 1\r\n\r\n");  // whole names
