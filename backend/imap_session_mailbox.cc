@@ -92,11 +92,7 @@ void ImapSession::cmd_select(Command& cmd) {
         s.set_state(State::kSelected);
         s.watch_mailbox();
         s.dirty_ = true;  // a change between the snapshot and the watch is found at the next sync
-        std::string flags = imap::format_flags(kSystemFlagMask, s.view_.keywords(), false);
-        std::string out = "* FLAGS " + flags + "\r\n";
-        flags.back() = ' ';  // PERMANENTFLAGS adds \* (new keywords may be created)
-        out += examine ? "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
-                       : "* OK [PERMANENTFLAGS " + flags + "\\*)] Flags permitted.\r\n";
+        std::string out = s.view_.flags_response(examine);
         out += "* " + std::to_string(s.view_.size()) + " EXISTS\r\n";
         out += "* " + std::to_string(examine ? r.unclaimed_recent : s.view_.recent_count()) + " RECENT\r\n";
         if (auto unseen = s.view_.first_unseen()) {

@@ -252,6 +252,7 @@ void ImapSession::cmd_store(Command& cmd) {
         for (const FlagUpdate& u : updates) {
           if (std::binary_search(r->updated.begin(), r->updated.end(), u.uid)) s.view_.set_flags(u.uid, u.flags, u.keywords);
         }
+        s.send(s.view_.keywords_update(s.read_only_));
         if (!silent) {
           std::string out;
           for (size_t i : *wanted) {

@@ -44,7 +44,8 @@ void ImapSession::sync(Sync mode, std::function<void()> then) {
       },
       [mode, then](ImapSession& s, Synced r) {
         if (r.changes) {
-          s.send(s.view_.apply(*r.changes, r.recent, mode == Sync::kFull));
+          std::string updates = s.view_.apply(*r.changes, r.recent, mode == Sync::kFull);
+          s.send(s.view_.keywords_update(s.read_only_) + updates);
         } else {
           log()->warn("[I{}] user={} action=sync error={}", s.id_, log_safe(s.user_), r.changes.error().message);
         }

@@ -15,7 +15,11 @@ bool in_range(uint32_t uid, std::pair<uint32_t, uint32_t> range) { return uid >=
 void MailboxView::load(const StateSnapshot& snapshot, std::pair<uint32_t, uint32_t> recent) {
   clear();
   messages_.reserve(snapshot.messages.size());
-  for (const MessageMeta& m : snapshot.messages) messages_.push_back({m, in_range(m.uid, recent), false});
+  for (const MessageMeta& m : snapshot.messages) {
+    messages_.push_back({m, in_range(m.uid, recent), false});
+    learn_keywords(m.keywords);
+  }
+  keywords_changed_ = false;  // SELECT sends the FLAGS response itself
   modseq_ = snapshot.highest_modseq;
   uidvalidity_ = snapshot.uidvalidity;
   uidnext_ = snapshot.uidnext;
@@ -40,12 +44,27 @@ std::optional<size_t> MailboxView::first_unseen() const {
   return std::nullopt;
 }
 
-std::vector<std::string> MailboxView::keywords() const {
-  std::vector<std::string> out;
-  for (const ViewMessage& m : messages_) out.insert(out.end(), m.meta.keywords.begin(), m.meta.keywords.end());
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+void MailboxView::learn_keywords(const std::vector<std::string>& keywords) {
+  for (const std::string& k : keywords) {
+    auto it = std::lower_bound(keywords_.begin(), keywords_.end(), k);
+    if (it != keywords_.end() && *it == k) continue;
+    keywords_.insert(it, k);
+    keywords_changed_ = true;
+  }
+}
+
+std::string MailboxView::flags_response(bool read_only) const {
+  std::string flags = imap::format_flags(kSystemFlagMask, keywords_, false);
+  std::string out = "* FLAGS " + flags + "\r\n";
+  if (read_only) return out + "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n";
+  flags.back() = ' ';  // PERMANENTFLAGS adds \* (new keywords may be created)
+  return out + "* OK [PERMANENTFLAGS " + flags + "\\*)] Flags permitted.\r\n";
+}
+
+std::string MailboxView::keywords_update(bool read_only) {
+  if (!keywords_changed_) return {};
+  keywords_changed_ = false;
+  return flags_response(read_only);
 }
 
 void MailboxView::set_flags(uint32_t uid, uint8_t flags, const std::vector<std::string>& keywords) {
@@ -53,6 +72,7 @@ void MailboxView::set_flags(uint32_t uid, uint8_t flags, const std::vector<std::
     messages_[*i].meta.flags = flags;
     messages_[*i].meta.keywords = keywords;
   }
+  learn_keywords(keywords);
 }
 
 // The UIDs of the view that are gone, from the expunge history or (when the history does not
@@ -68,6 +88,7 @@ std::vector<uint32_t> MailboxView::expunged_uids(const MailboxChanges& changes) 
 
 void MailboxView::add_new(const MessageMeta& meta, std::pair<uint32_t, uint32_t> recent) {
   messages_.push_back({meta, in_range(meta.uid, recent), false});
+  learn_keywords(meta.keywords);
 }
 
 // Highest sequence number first, so every number sent is still valid when the client reads it.
@@ -99,6 +120,7 @@ std::string MailboxView::apply(const MailboxChanges& changes, std::pair<uint32_t
     MessageMeta& mine = messages_[*i].meta;
     if (mine.flags != meta.flags || mine.keywords != meta.keywords) flag_changes.push_back(meta.uid);
     mine = meta;
+    learn_keywords(meta.keywords);
   }
   modseq_ = std::max(modseq_, changes.highest_modseq);
   uidnext_ = std::max(uidnext_, changes.uidnext);

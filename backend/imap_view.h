@@ -42,8 +42,12 @@ class MailboxView {
   uint32_t uidnext() const { return uidnext_; }
   uint32_t recent_count() const;
   std::optional<size_t> first_unseen() const;  // index
-  // Keywords in use, for the FLAGS response.
-  std::vector<std::string> keywords() const;
+  // Keywords in use (sorted), for the FLAGS response.
+  const std::vector<std::string>& keywords() const { return keywords_; }
+  // "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" (SELECT, and when keywords appear).
+  std::string flags_response(bool read_only) const;
+  // flags_response() when a keyword has appeared since the last call (RFC 3501 7.2.6), else "".
+  std::string keywords_update(bool read_only);
 
   // Records flags this session has just reported itself (STORE, \Seen by FETCH), so a later
   // apply() does not report them again.
@@ -57,12 +61,15 @@ class MailboxView {
   std::vector<uint32_t> expunged_uids(const MailboxChanges& changes) const;
   void announce_expunges(std::string& out);
   void add_new(const MessageMeta& meta, std::pair<uint32_t, uint32_t> recent);
+  void learn_keywords(const std::vector<std::string>& keywords);
 
   std::vector<ViewMessage> messages_;  // ascending UID
   uint64_t modseq_ = 0;
   uint32_t uidvalidity_ = 0;
   uint32_t uidnext_ = 1;
   size_t pending_expunges_ = 0;
+  std::vector<std::string> keywords_;  // sorted: every keyword seen in this mailbox
+  bool keywords_changed_ = false;
 };
 
 }  // namespace basalt::store

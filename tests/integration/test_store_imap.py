@@ -300,6 +300,7 @@ def test_store_flags(store):
     c.select("INBOX")
     typ, data = c.store("1:2", "+FLAGS", "(\\Flagged $Work)")
     assert typ == "OK" and len(data) == 2 and b"\\Flagged" in data[0] and b"$Work" in data[0]
+    assert b"$Work" in c.untagged_responses["FLAGS"][-1]  # a new keyword: FLAGS again (RFC 3501 7.2.6)
     typ, data = c.store("1", "-FLAGS", "(\\Flagged)")
     assert b"\\Flagged" not in data[0] and b"$Work" in data[0]
     typ, data = c.store("3", "+FLAGS.SILENT", "(\\Seen)")

@@ -96,5 +96,24 @@ TEST(ImapView, IncompleteHistoryComparesAllUids) {
   EXPECT_EQ(v.apply(c, {0, 0}, true), "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 3 EXISTS\r\n* 0 RECENT\r\n");
 }
 
+TEST(ImapView, NewKeywordsAreAnnouncedOnce) {
+  MailboxView v = view_of({1, 2});
+  EXPECT_EQ(v.keywords_update(false), "");
+  EXPECT_EQ(v.flags_response(true), "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)\r\n"
+                                     "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+  v.set_flags(1, 0, {"$Work"});
+  EXPECT_EQ(v.keywords_update(false),
+            "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Work)\r\n"
+            "* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Work \\*)] Flags permitted.\r\n");
+  EXPECT_EQ(v.keywords_update(false), "");
+  MailboxChanges c;
+  c.highest_modseq = 9;
+  MessageMeta m = meta(2, 0, 9);
+  m.keywords = {"$Work"};
+  c.changed = {m};
+  v.apply(c, {0, 0}, true);
+  EXPECT_EQ(v.keywords_update(false), "");  // already known
+}
+
 }  // namespace
 }  // namespace basalt::store
