@@ -667,6 +667,11 @@ def test_starttls(tls_store):
     r = Raw(tls_store)
     assert b"STARTTLS" in r.greeting and b"LOGINDISABLED" in r.greeting and b"AUTH=PLAIN" not in r.greeting
     assert r.cmd(b"LOGIN alice a")[-1].startswith(b"t NO [PRIVACYREQUIRED]")
+    # ID from an untrusted peer is answered but its x-originating-ip is not believed.
+    assert r.cmd(b'ID ("x-originating-ip" "203.0.113.9")')[-1].startswith(b"t OK")
+    r.cmd(b"LOGOUT")
+    line = tls_store.close_line("")  # nobody logged in
+    assert "203.0.113.9" not in line and "127.0.0.1" in line
     r.close()
     c = tls_store.connect()
     c.starttls(ssl.create_default_context(cafile=tls_store.certs["ca"]))
