@@ -155,6 +155,8 @@ void ImapSession::on_event(bufferevent*, short what, void* arg) {
   auto* self = static_cast<ImapSession*>(arg);
   if (what & BEV_EVENT_CONNECTED) return;  // the TLS handshake after STARTTLS is done
   if (self->closing_) return self->close(self->close_reason_);
+  // A client that stopped reading: libevent has stopped writing, so a BYE would never leave.
+  if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) return self->close("write timeout");
   if (what & BEV_EVENT_TIMEOUT) {
     self->send("* BYE Autologout; idle for too long\r\n");
     return self->close_after_flush("timeout");
