@@ -87,8 +87,8 @@ TEST(ImapMailboxNamesTest, JoinReferenceAndPattern) {
 
 TEST(ImapMailboxNamesTest, ListMatch) {
   struct Case {
-    const char* pattern;
-    const char* name;
+    std::string pattern;
+    std::string name;
     bool match;
   };
   for (const Case& c : std::vector<Case>{
@@ -100,7 +100,7 @@ TEST(ImapMailboxNamesTest, ListMatch) {
            {"a", "A", false},              {"a", "ab", false},           {"", "", true},
            {"", "a", false},               {"inbox", "INBOX", true},     {"InBox/%", "INBOX/x", true},
            {"inbox*", "INBOX", true},      {"inbox*", "INBOXES", false}, {"inbox/x", "INBOX/X", false},
-           {"Sent", "sent", false},        {"%a%", "bab", true},         {"*a*a*a*a*a*b", std::string(60, 'a').c_str(), false},
+           {"Sent", "sent", false},        {"%a%", "bab", true},         {"*a*a*a*a*a*b", std::string(60, 'a'), false},
            {"foo/%", "foo/bar", true},     {"foo/%", "foo", false},      {"%", "", true},
        }) {
     EXPECT_EQ(list_match(c.pattern, c.name), c.match) << c.pattern << " vs " << c.name;
