@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend/mailbox_state.h"
+#include "imap_test_args.h"
 
 namespace basalt::store::imap {
 namespace {
@@ -13,16 +14,9 @@ using basalt::imap::Arg;
 
 // The FETCH attribute argument as the server's command parser delivers it.
 Arg fetch_arg(const std::string& items) {
-  basalt::imap::Limits limits;
-  limits.server_grammar = true;
-  limits.max_list_depth = 4;
-  basalt::imap::CommandParser parser(limits);
-  std::string line = "A1 FETCH 1 " + items + "\r\n";
-  size_t consumed = 0;
-  EXPECT_EQ(parser.feed(line, consumed), basalt::imap::Status::kCommand) << items;
-  auto command = parser.take_command();
-  EXPECT_EQ(command.args.size(), 2u) << items;
-  return command.args.size() == 2 ? command.args[1] : Arg{};
+  std::vector<Arg> args = testing::server_args("1 " + items);
+  EXPECT_EQ(args.size(), 2u) << items;
+  return args.size() == 2 ? args[1] : Arg{};
 }
 
 FetchRequest parse(const std::string& items) {

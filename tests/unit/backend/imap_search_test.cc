@@ -5,26 +5,15 @@
 #include <string>
 
 #include "backend/mailbox_state.h"
+#include "imap_test_args.h"
 
 namespace basalt::store::imap {
 namespace {
 
 using basalt::imap::Arg;
 
-std::vector<Arg> search_args(const std::string& keys) {
-  basalt::imap::Limits limits;
-  limits.server_grammar = true;
-  limits.max_args = 256;
-  limits.max_list_depth = 16;
-  basalt::imap::CommandParser parser(limits);
-  std::string line = "A1 SEARCH " + keys + "\r\n";
-  size_t consumed = 0;
-  EXPECT_EQ(parser.feed(line, consumed), basalt::imap::Status::kCommand) << keys;
-  return parser.take_command().args;
-}
-
 Result<SearchKey> parse(const std::string& keys) {
-  std::vector<Arg> args = search_args(keys);
+  std::vector<Arg> args = testing::server_args(keys);
   return parse_search(args);
 }
 
