@@ -21,7 +21,7 @@ from test_envelope_vs_dovecot import (DOC, built_binary, corpus, documented_diff
 ITEMS = ("BODY.PEEK[1]", "BODY.PEEK[1.MIME]", "BODY.PEEK[2]", "BODY.PEEK[2.1]", "BODY.PEEK[2.MIME]",
          "BODY.PEEK[1.HEADER]", "BODY.PEEK[2.HEADER]", "BODY.PEEK[2.TEXT]", "BODY.PEEK[1.1]",
          "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]", "BODY.PEEK[HEADER.FIELDS.NOT (RECEIVED)]",
-         "BODY.PEEK[TEXT]", "BODY.PEEK[]<10.20>", "RFC822.SIZE")
+         "BODY.PEEK[TEXT]", "BODY.PEEK[]<10.20>", "BODY.PEEK[1]<100000000.5>", "BODY.PEEK[9]<0.5>", "RFC822.SIZE")
 FETCH = "(UID " + " ".join(ITEMS) + ")"
 
 
