@@ -207,6 +207,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
   evthread_use_pthreads();
+  // Session lines are written in batches (one write(2) per 100 ms instead of two per login);
+  // warnings at once, and everything left when run() returns (SIGTERM, errors) or on throw.
+  basalt::BufferedLogging batched_logs(std::chrono::milliseconds(100));
   try {
     return basalt::proxy::run(config_path, check_only);
   } catch (const std::exception& e) {

@@ -51,7 +51,14 @@ Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
   directory_ = directory::make_directory(config_->directory, base_.get());
   if (!directory_) return make_error("cannot create the directory");
   for (const auto& socket : sockets) {
-    auto acceptor = std::make_unique<Acceptor>(Acceptor{this, socket.protocol, socket.proxy_protocol});
+    auto acceptor = std::make_unique<Acceptor>();
+    acceptor->worker = this;
+    acceptor->protocol = socket.protocol;
+    acceptor->proxy_protocol = socket.proxy_protocol;
+    acceptor->address.length = sizeof acceptor->address.storage;
+    getsockname(socket.fd, reinterpret_cast<sockaddr*>(&acceptor->address.storage), &acceptor->address.length);
+    std::string host = acceptor->address.host();
+    acceptor->wildcard = host == "0.0.0.0" || host == "::";
     // The listening socket is shared by all workers: whichever loop wakes first accepts.
     acceptor->listener = evconnlistener_new(base_.get(), on_accept, acceptor.get(), LEV_OPT_REUSEABLE, 0, socket.fd);  // 0: already listening (main's backlog stands)
     if (!acceptor->listener) return make_error("evconnlistener_new failed");
@@ -156,9 +163,11 @@ void Worker::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int 
   auto* acceptor = static_cast<Acceptor*>(arg);
   Worker* w = acceptor->worker;
   SocketAddress peer = SocketAddress::from(addr, static_cast<socklen_t>(len));
-  SocketAddress local;
-  local.length = sizeof local.storage;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
+  SocketAddress local = acceptor->address;  // a specific address needs no getsockname() per connection
+  if (acceptor->wildcard) {
+    local.length = sizeof local.storage;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
+  }
   if (!acceptor->proxy_protocol) return w->start_session(fd, acceptor->protocol, peer, local);
   if (!w->config_->trusted_load_balancers.contains(peer)) {
     // Only a trusted balancer may tell us who the client is.

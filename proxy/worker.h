@@ -76,10 +76,12 @@ class Worker {
 
  private:
   struct Acceptor {
-    Worker* worker;
-    Protocol protocol;
-    bool proxy_protocol;
+    Worker* worker = nullptr;
+    Protocol protocol = Protocol::kImap;
+    bool proxy_protocol = false;
     evconnlistener* listener = nullptr;
+    SocketAddress address;  // where it listens
+    bool wildcard = false;  // 0.0.0.0 or [::]: each connection's local address is asked for
   };
   // A connection whose PROXY protocol header has not fully arrived yet.
   struct HeaderWait {

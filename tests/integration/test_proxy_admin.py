@@ -325,6 +325,6 @@ def test_privileges_are_dropped_after_binding(workdir, slapd, shard_a, shard_b, 
         uid_line = next(l for l in status.splitlines() if l.startswith("Uid:"))
         assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4
         assert logged_in(p, "alice", "alice-secret")
-        assert "running as user nobody" in p.log_text()
+        assert wait_for(lambda: "running as user nobody" in p.log_text())  # logs are batched (100 ms)
     finally:
         p.stop()

@@ -104,7 +104,7 @@ def test_idle_timeout_after_login_closes_the_session(workdir, slapd, shard_a, sh
         assert c.closed(timeout=5)
         assert 0.8 <= time.monotonic() - start < 3
         assert wait_sessions(p, 0) == 0
-        assert "reason=\"idle timeout\"" in p.log_text()
+        assert wait_for(lambda: "reason=\"idle timeout\"" in p.log_text())  # logs are batched (100 ms)
     finally:
         p.stop()
 
@@ -148,6 +148,6 @@ def test_tls_to_a_shard_with_an_untrusted_certificate_is_refused(workdir, slapd,
         c.line()
         assert c.command("a", "LOGIN carol carol-secret") == [
             "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."]
-        assert "certificate verify failed" in p.log_text()
+        assert wait_for(lambda: "certificate verify failed" in p.log_text())
     finally:
         p.stop()
