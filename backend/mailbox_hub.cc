@@ -110,19 +110,25 @@ Result<AppendResult> Mailbox::append(std::span<const AppendRequest> messages) {
       return hub_error(kHubLimit, "the mailbox's UIDs are exhausted");
     }
     std::vector<NewMessage> batch;
+    // On failure, the blobs of this batch written so far (UIDs >= UIDNEXT, seen by no one) go
+    // again: spool enumerations (index rebuilds) must not find messages the state never had.
+    auto fail = [&](Error e) {
+      for (uint32_t uid : out.uids) (void)hub_.spool_.remove_message(user_, id_, uidvalidity_, uid);
+      return e;
+    };
     for (size_t i = 0; i < messages.size(); ++i) {
       const AppendRequest& m = messages[i];
       const auto uid = static_cast<uint32_t>(first + i);
-      if (auto f = hub_.fault(AppendStep::kStoreBlob); !f) return f.error();
+      if (auto f = hub_.fault(AppendStep::kStoreBlob); !f) return fail(f.error());
       if (auto stored = hub_.spool_.store_message(user_, id_, uidvalidity_, uid, m.raw); !stored) {
-        return io_error("store blob", user_, stored.error());
+        return fail(io_error("store blob", user_, stored.error()));
       }
       batch.push_back({uid, m.internal_date, static_cast<uint32_t>(summaries[i].size), m.flags, m.keywords});
       out.uids.push_back(uid);
     }
-    if (auto f = hub_.fault(AppendStep::kAppendState); !f) return f.error();
+    if (auto f = hub_.fault(AppendStep::kAppendState); !f) return fail(f.error());
     auto modseq = state_.append(batch);
-    if (!modseq) return io_error("append state", user_, modseq.error());
+    if (!modseq) return fail(io_error("append state", user_, modseq.error()));
     out.modseq = *modseq;
   }
   // Committed from here on; the cache is derived data (rebuilt from the spool if need be).
@@ -193,7 +199,10 @@ Result<std::string> Mailbox::read_message(uint32_t uid) const {
   auto raw = hub_.spool_.read_message(user_, id_, uidvalidity_, uid);
   if (raw) return raw;
   std::lock_guard lock(entry_->mu);
-  if (!state_.find(uid)) return hub_error(kHubNoSuchMessage, "message " + std::to_string(uid) + " was expunged");
+  // A DELETE removes the blobs but leaves open handles their state: the message is gone, not broken.
+  if (removed_ || !state_.find(uid)) {
+    return hub_error(kHubNoSuchMessage, "message " + std::to_string(uid) + " was expunged");
+  }
   return hub_error(kHubIo, raw.error().message);  // the spool logged what and where
 }
 
@@ -206,7 +215,16 @@ Result<void> Mailbox::recache(uint32_t uid, std::string_view raw, int64_t intern
   if (!hub_.cache_) return {};
   auto summary = index::summarize_message(raw);
   if (!summary) return make_error("cannot parse the message: " + summary.error().message);
-  return hub_.cache_->put(cache_key(uid), *summary, index::InternalDate{internal_date, 0});
+  if (auto put = hub_.cache_->put(cache_key(uid), *summary, index::InternalDate{internal_date, 0}); !put) return put;
+  // An EXPUNGE or DELETE may have removed the entry while it was being rebuilt (a reader's
+  // recache races the writer's cleanup): take it out again, or it would never go.
+  bool gone = false;
+  {
+    std::lock_guard lock(entry_->mu);
+    gone = removed_ || !state_.find(uid);
+  }
+  if (gone) (void)hub_.cache_->remove(cache_key(uid));
+  return {};
 }
 
 std::pair<uint32_t, uint32_t> Mailbox::claim_recent(uint32_t up_to) {
@@ -322,15 +340,22 @@ Result<MailboxInfo> MailboxHub::create(std::string_view user, std::string_view n
 Result<void> MailboxHub::remove(std::string_view user, std::string_view name) {
   if (is_inbox(name)) return hub_error(kHubNotAllowed, "INBOX cannot be deleted");
   auto e = user_entry(user);
-  std::lock_guard lock(e->mu);
-  auto list = open_list(spool_, user, options_.fsync);
-  if (!list) return list.error();
-  if (!list->find(name)) return hub_error(kHubNoSuchMailbox, "no such mailbox");
-  auto info = list->remove(name);
-  if (!info) return io_error("delete mailbox", user, info.error());
-  if (auto open = e->open[to_u64(info->id)].lock()) open->removed_ = true;
-  e->open.erase(to_u64(info->id));
-  // Unlisted now: a failure below leaves garbage that purge_user() sweeps, never a mailbox.
+  Result<MailboxInfo> info = hub_error(kHubNoSuchMailbox, "no such mailbox");
+  {
+    std::lock_guard lock(e->mu);
+    auto list = open_list(spool_, user, options_.fsync);
+    if (!list) return list.error();
+    if (!list->find(name)) return hub_error(kHubNoSuchMailbox, "no such mailbox");
+    info = list->remove(name);
+    if (!info) return io_error("delete mailbox", user, info.error());
+    if (auto open = e->open[to_u64(info->id)].lock()) open->removed_ = true;
+    e->open.erase(to_u64(info->id));
+  }
+  // Unlisted now, and open handles refuse writes: nothing can reach the mailbox's files, so
+  // they go without the user's lock (removing a big mailbox from NFS takes long, and every
+  // pool thread waiting for this user's lock meanwhile would be lost to all other users).
+  // A failure leaves garbage that purge_user() sweeps, never a mailbox. Ids are never reused.
+  if (options_.removing_mailbox) options_.removing_mailbox(user);
   if (auto r = spool_.remove_mailbox(user, info->id); !r) io_error("remove mailbox directory", user, r.error());
   if (cache_) (void)cache_->remove_mailbox(user, to_u64(info->id), info->uidvalidity);
   return {};

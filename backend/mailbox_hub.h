@@ -187,6 +187,8 @@ struct HubOptions {
   Fsync fsync = Fsync::kOn;
   // Tests: return an error to make that step fail.
   std::function<Result<void>(AppendStep)> fault;
+  // Tests: runs when a DELETE has unlisted a mailbox, before its files are removed.
+  std::function<void(std::string_view user)> removing_mailbox = {};
 };
 
 class MailboxHub {
@@ -203,7 +205,8 @@ class MailboxHub {
   Result<MailboxInfo> create(std::string_view user, std::string_view name);
   // DELETE: not INBOX; a mailbox with inferiors is removed but its inferiors stay (RFC 3501
   // 6.3.4 \Noselect is not kept: the name simply disappears). Open handles keep working on
-  // their in-memory state until closed; their writes fail with kHubNoSuchMailbox.
+  // their in-memory state until closed; their writes fail with kHubNoSuchMailbox and their
+  // message reads with kHubNoSuchMessage. The files go after the user's lock is released.
   Result<void> remove(std::string_view user, std::string_view name);
   // RENAME with inferiors; INBOX moves its messages to `to` and a fresh INBOX is created.
   Result<void> rename(std::string_view user, std::string_view from, std::string_view to);

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <thread>
 
 #include "backend/mailbox_hub.h"
@@ -216,6 +218,82 @@ TEST(MailboxHub, ConcurrentAppendsFromManyThreadsGetDistinctUids) {
   auto snap = f.open("alice")->snapshot();
   ASSERT_EQ(snap->messages.size(), 40u);
   for (size_t i = 0; i < 40; ++i) EXPECT_EQ(snap->messages[i].uid, i + 1);
+}
+
+TEST(MailboxHub, AFailedAppendLeavesNoBlobBehind) {
+  for (AppendStep failing : {AppendStep::kStoreBlob, AppendStep::kAppendState}) {
+    testing::SpoolFixture s;
+    int blobs = 0;
+    HubOptions o{Fsync::kOff, [&](AppendStep step) -> Result<void> {
+                   // kStoreBlob: the second blob of the batch fails, after the first was written.
+                   if (step == AppendStep::kStoreBlob && failing == step && ++blobs < 2) return {};
+                   return step == failing ? Result<void>(make_error("injected")) : Result<void>();
+                 }};
+    MailboxHub hub(*s.spool, s.cache.get(), o);
+    auto box = hub.open("alice", "INBOX");
+    ASSERT_TRUE(box);
+    std::vector<AppendRequest> batch(2, AppendRequest{kMessage, 1, 0, 0, {}});
+    ASSERT_FALSE((*box)->append(batch));
+    EXPECT_TRUE((*box)->snapshot()->messages.empty());
+    // The spool holds nothing the state does not list (an index rebuild enumerates blobs).
+    auto uids = s.spool->list_uids("alice", (*box)->id(), (*box)->uidvalidity());
+    ASSERT_TRUE(uids);
+    EXPECT_TRUE(uids->empty()) << "step " << static_cast<int>(failing) << ": " << uids->size() << " orphan blobs";
+  }
+}
+
+TEST(MailboxHub, ReadsFromADeletedMailboxReportTheMessageGoneNotAnIoError) {
+  Fixture f;
+  ASSERT_TRUE(f.hub->create("alice", "Work"));
+  auto work = f.open("alice", "Work");
+  ASSERT_TRUE(append(*work, kMessage));
+  ASSERT_TRUE(f.hub->remove("alice", "Work"));
+  auto read = work->read_message(1);  // an IMAP session still has it selected
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, kHubNoSuchMessage);  // EXPUNGEISSUED, not SERVERBUG
+}
+
+TEST(MailboxHub, RecacheOfAnExpungedOrDeletedMessageLeavesNoCacheEntry) {
+  Fixture f;
+  auto box = f.open("alice");
+  ASSERT_TRUE(append(*box, kMessage));
+  ASSERT_TRUE(append(*box, kMessage));
+  // A FETCH read the blob before the EXPUNGE and rebuilds the cache entry after it.
+  std::vector<uint32_t> one{1};
+  ASSERT_TRUE(box->expunge(one));
+  ASSERT_TRUE(box->recache(1, kMessage, 1700000000));
+  EXPECT_FALSE(*box->cached(1));
+  ASSERT_TRUE(box->recache(2, kMessage, 1700000000));  // a live message keeps its entry
+  EXPECT_TRUE(*box->cached(2));
+  ASSERT_TRUE(f.hub->create("alice", "Work"));
+  auto work = f.open("alice", "Work");
+  ASSERT_TRUE(append(*work, kMessage));
+  ASSERT_TRUE(f.hub->remove("alice", "Work"));
+  ASSERT_TRUE(work->recache(1, kMessage, 1700000000));
+  EXPECT_FALSE(*work->cached(1));
+}
+
+TEST(MailboxHub, DeleteRemovesTheFilesWithoutHoldingTheUsersLock) {
+  testing::SpoolFixture s;
+  std::unique_ptr<MailboxHub> hub;
+  bool other_call_ran = false;
+  std::thread other;  // joined after remove() (it would wait for the lock otherwise)
+  HubOptions o{Fsync::kOff, {}};
+  o.removing_mailbox = [&](std::string_view user) {
+    // Another session of the same user (on another pool thread) while the tree is removed.
+    auto done = std::make_shared<std::promise<bool>>();
+    auto result = done->get_future();
+    other = std::thread([&hub, done, user = std::string(user)] { done->set_value(hub->status(user, "INBOX").ok()); });
+    other_call_ran = result.wait_for(std::chrono::seconds(5)) == std::future_status::ready && result.get();
+  };
+  hub = std::make_unique<MailboxHub>(*s.spool, s.cache.get(), o);
+  ASSERT_TRUE(hub->create("alice", "Work"));
+  EXPECT_TRUE(hub->remove("alice", "Work"));
+  if (other.joinable()) other.join();
+  EXPECT_TRUE(other_call_ran);
+  auto names = hub->list("alice");
+  ASSERT_TRUE(names);
+  EXPECT_EQ(names->size(), 1u);
 }
 
 // ------------------------------------------------------------------------------ store_auth
