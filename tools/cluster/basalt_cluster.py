@@ -197,6 +197,10 @@ def check_traversable(path: Path, uid: int, gid: int) -> None:
 
 
 _RUNNING: set["Daemon"] = set()
+# What AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer and ThreadSanitizer print
+# when they find something (a sanitizer build may report and carry on, see Daemon.stop()).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 _PR_SET_PDEATHSIG = 1
 
@@ -216,7 +220,16 @@ def _child_setup(parent_pid: int):
 @atexit.register
 def _stop_all_at_exit() -> None:
     for daemon in list(_RUNNING):
-        daemon.stop()
+        daemon.stop(check=False)
+
+
+def sanitizer_report(text: str) -> str | None:
+    """The first sanitizer report in a daemon's output (with some context), or None."""
+    hits = [i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0]
+    if not hits:
+        return None
+    start = text.rfind("\n", 0, min(hits)) + 1
+    return text[start:start + 4000]
 
 
 class Daemon:
@@ -228,6 +241,7 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None   # the daemon's own log
         self.out_path: Path | None = None   # its stdout and stderr
+        self._out_offset = 0                # where this run's output starts in out_path
         self._paused = False
 
     def _spawn(self, cmd: list[str], out_path: Path, cwd: Path) -> None:
@@ -235,6 +249,7 @@ class Daemon:
         if self.log_path is None:
             self.log_path = out_path
         main = threading.current_thread() is threading.main_thread()
+        self._out_offset = out_path.stat().st_size if out_path.exists() else 0
         with open(out_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, cwd=cwd,
@@ -256,7 +271,7 @@ class Daemon:
             time.sleep(0.05)
 
     def _fail(self, why: str) -> None:
-        self.stop()
+        self.stop(check=False)
         logs = [p for p in dict.fromkeys([self.out_path, self.log_path]) if p and p.exists()]
         tails = "".join(f"\n--- {p} ---\n{log_tail(p)}" for p in logs)
         raise ClusterError(f"{type(self).__name__} {self.name} failed to start: {why}{tails}")
@@ -283,8 +298,11 @@ class Daemon:
             os.killpg(self.proc.pid, signal.SIGCONT)
         self._paused = False
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM, then SIGKILL for the whole process group after timeout. Idempotent."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S, check: bool = True) -> None:
+        """SIGTERM, then SIGKILL for the whole process group after timeout. Idempotent.
+        With `check`, raises ClusterError when the run's output holds a sanitizer report (an
+        ASan/UBSan/TSan build of our daemons may report and keep running, or report leaks
+        at exit: either must fail the test that ran it)."""
         proc = self.proc
         if proc is None:
             return
@@ -305,6 +323,26 @@ class Daemon:
         self.proc = None
         self._paused = False
         _RUNNING.discard(self)
+        if check:
+            self.check_sanitizers()
+
+    def sanitizer_output(self) -> str:
+        """What this run (since the last start) wrote to its stdout and stderr."""
+        if self.out_path is None:
+            return ""
+        try:
+            with open(self.out_path, "rb") as f:
+                f.seek(self._out_offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def check_sanitizers(self) -> None:
+        report = sanitizer_report(self.sanitizer_output())
+        if report is not None:
+            self._out_offset = self.out_path.stat().st_size  # reported once
+            raise ClusterError(f"{type(self).__name__} {self.name}: sanitizer report in "
+                               f"{self.out_path}:\n{report}")
 
     def kill(self) -> None:
         """SIGKILLs the whole process group at once (a crash, or a fast stop)."""
@@ -342,8 +380,14 @@ def stop_all(daemons) -> None:
             if d._paused:
                 d.resume()
             d.signal(signal.SIGTERM)
+    errors = []
     for d in daemons:
-        d.stop()
+        try:
+            d.stop()
+        except ClusterError as e:  # stop every daemon first, then report
+            errors.append(str(e))
+    if errors:
+        raise ClusterError("\n".join(errors))
 
 
 def _kill_group(pgid: int, proc: subprocess.Popen | None = None) -> None:
