@@ -143,6 +143,36 @@ def store_binary(basalt_binary_dir) -> Path:
     return binary
 
 
+# The users file of every basalt-store test (store shard "a"): passwords are the first letter.
+STORE_USERS = bc.users_toml([
+    ("alice", "{PLAIN}a", "a", "active"),
+    ("bob", "{PLAIN}b", "a", "active"),
+    ("carol", "{PLAIN}c", "b", "active"),      # on another shard
+    ("dave", "{PLAIN}d", "a", "disabled"),
+    ("erin", "{PLAIN}e", "a", "moving"),
+    ("frank", "{PLAIN}f", "a", "disabled"),
+])
+
+
+@pytest.fixture
+def make_store(tmp_path, store_binary):
+    """Factory: make_store(cls=bc.Store, start=True, **kwargs) -> a basalt-store with STORE_USERS
+    (kwargs go to cls: services, masters, service_keys, trusted, tls_certs, ...), stopped after
+    the test."""
+    made: list[bc.Store] = []
+
+    def make(cls=bc.Store, start: bool = True, **kwargs) -> bc.Store:
+        kwargs.setdefault("users_toml", STORE_USERS)
+        s = cls(tmp_path / f"store{len(made)}", store_binary, **kwargs)
+        made.append(s)
+        if start:
+            s.start()
+        return s
+
+    yield make
+    bc.stop_all(made)
+
+
 @pytest.fixture
 def make_proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary, request):
     """Factory: make_proxy(listeners=("imap", "imaps", "pop3", "pop3s"), config=None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import imaplib
 import random
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -19,27 +18,14 @@ import pytest
 
 import basalt_cluster as bc
 
-USERS = """
-[[user]]
-name = "alice"
-password = "{PLAIN}alice-pw"
-shard = "a"
-"""
-
-
 @pytest.fixture
-def store(tmp_path, basalt_binary_dir):
-    binary = bc.find_store_binary(basalt_binary_dir)
-    assert binary, f"basalt-store not built in {basalt_binary_dir}"
-    s = bc.Store(tmp_path / "store", binary, USERS, services=("lmtp", "imap"))
-    s.start()
-    yield s
-    s.stop()
+def store(make_store):
+    return make_store(services=("lmtp", "imap"))
 
 
 def imap(store) -> imaplib.IMAP4:
     c = imaplib.IMAP4(bc.LOOPBACK, store.port("imap"), timeout=30)
-    c.login("alice", "alice-pw")
+    c.login("alice", "a")
     return c
 
 
@@ -67,7 +53,7 @@ def write_mbsyncrc(tmp: Path, port: int) -> tuple[Path, Path]:
 Host {bc.LOOPBACK}
 Port {port}
 User alice
-Pass alice-pw
+Pass a
 SSLType None
 AuthMechs LOGIN
 
@@ -110,7 +96,6 @@ def server_summary(store, mailbox: str = "INBOX") -> list[tuple[str, bytes]]:
     return sorted(out, key=lambda x: x[1])
 
 
-@pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync (mbsync) is not installed")
 def test_mbsync_both_ways_then_nothing_to_do(store, tmp_path):
     for i in range(3):
         deliver(store, f"Server message {i}")
@@ -147,7 +132,9 @@ def test_mbsync_both_ways_then_nothing_to_do(store, tmp_path):
     c = imap(store)
     uidnext_before = c.status("INBOX", "(UIDNEXT MESSAGES)")[1]
     c.logout()
+    mark = len(store.log_text())
     mbsync(rc)
+    assert "spool_bytes=0 " in store.close_line("user=alice ", mark)  # headers and flags only
     assert {p.name: p.read_bytes() for p in maildir_messages(maildir / "INBOX")} == before_local
     assert server_summary(store) == before_server
     c = imap(store)
@@ -161,7 +148,7 @@ def appender(port: int, messages: list[bytes], acked: list[bytes], stop: threadi
     """APPENDs until the store dies; records the messages that got a tagged OK."""
     try:
         c = imaplib.IMAP4(bc.LOOPBACK, port, timeout=10)
-        c.login("alice", "alice-pw")
+        c.login("alice", "a")
         for m in messages:
             if stop.is_set():
                 break

@@ -1,6 +1,6 @@
 """basalt-store's IMAP4rev1 server end to end: a real basalt-store on free ports, mail delivered by
-LMTP, Python's imaplib (and raw sockets where imaplib cannot say it) as the client, curl and
-mbsync as real clients."""
+LMTP, Python's imaplib (and raw sockets where imaplib cannot say it) as the client, curl as a
+real client (mbsync: test_store_clients.py)."""
 
 from __future__ import annotations
 
@@ -18,44 +18,14 @@ import pytest
 
 import basalt_cluster as bc
 
-USERS = """
-[[user]]
-name = "alice"
-password = "{PLAIN}a"
-shard = "a"
-
-[[user]]
-name = "bob"
-password = "{PLAIN}b"
-shard = "a"
-
-[[user]]
-name = "carol"
-password = "{PLAIN}c"
-shard = "b"
-
-[[user]]
-name = "erin"
-password = "{PLAIN}e"
-shard = "a"
-status = "moving"
-
-[[user]]
-name = "frank"
-password = "{PLAIN}f"
-shard = "a"
-status = "disabled"
-"""
-
 MAX_APPEND = 1024 * 1024
 IMAP_KEYS = f"max_append_size = {MAX_APPEND}\nlogin_timeout_s = 3\nmax_connections = 20\n"
 
 
 class Store(bc.Store):
-    def __init__(self, workdir: Path, binary: Path, extra: str = "") -> None:
-        super().__init__(workdir, binary, USERS, services=("lmtp", "imap"), masters={"proxy": "pw"}, extra=extra)
-        text = self.config.read_text().replace("[imap]\n", "[imap]\n" + IMAP_KEYS, 1)
-        self.config.write_text(text)
+    def __init__(self, workdir: Path, binary: Path, **kwargs) -> None:
+        super().__init__(workdir, binary, services=("lmtp", "imap"), masters={"proxy": "pw"},
+                         service_keys={"imap": IMAP_KEYS}, **kwargs)
 
     def deliver(self, user: str, subject: str, body: str = "Hello.\n") -> None:
         c = self.lmtp()
@@ -65,28 +35,10 @@ class Store(bc.Store):
     def connect(self) -> imaplib.IMAP4:
         return imaplib.IMAP4("127.0.0.1", self.port("imap"), timeout=30)
 
-    def log_text(self) -> str:
-        return (self.workdir / "store.log").read_text(errors="replace")
-
-    def close_line(self, user: str, after: int = 0) -> str:
-        """The session-end log line of `user`'s most recent session (waits for it)."""
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            lines = [l for l in self.log_text()[after:].splitlines() if "action=close" in l and f"user={user} " in l]
-            if lines:
-                return lines[-1]
-            time.sleep(0.05)
-        raise AssertionError(f"no close line for {user}")
-
 
 @pytest.fixture
-def store(tmp_path, basalt_binary_dir):
-    binary = basalt_binary_dir / "backend" / "basalt-store"
-    assert binary.exists(), f"{binary} not built"
-    s = Store(tmp_path, binary)
-    s.start()
-    yield s
-    s.stop()
+def store(make_store):
+    return make_store(Store)
 
 
 def login(store, user="alice", password="a") -> imaplib.IMAP4:
@@ -203,7 +155,7 @@ def test_master_login_pipelined_with_id(store):
     assert r.until(b"b")[-1].startswith(b"b OK [CAPABILITY")
     assert r.until(b"c")[-1].startswith(b"c OK [READ-WRITE]")
     r.cmd(b"LOGOUT")
-    assert "192.0.2.7:5555" in store.close_line("alice")
+    assert "192.0.2.7:5555" in store.close_line("user=alice ")
     # A wrong master password fails like any bad password.
     r = Raw(store)
     bad = base64.b64encode(b"alice\0proxy\0nope")
@@ -509,13 +461,13 @@ def test_header_fetch_reads_zero_spool_bytes(store):
                         "BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] RFC822.HEADER)")
     assert typ == "OK" and len([d for d in data if isinstance(d, tuple)]) == 20 * 3
     c.logout()
-    assert "spool_bytes=0 " in store.close_line("alice")
+    assert "spool_bytes=0 " in store.close_line("user=alice ")
     mark = len(store.log_text())
     c = login(store)
     c.select("INBOX")
     c.fetch("1", "(BODY.PEEK[])")
     c.logout()
-    spool = int(re.search(r"spool_bytes=(\d+)", store.close_line("alice", mark)).group(1))
+    spool = int(re.search(r"spool_bytes=(\d+)", store.close_line("user=alice ", mark)).group(1))
     assert spool > 0
 
 
@@ -540,57 +492,6 @@ def test_curl(store):
     out = subprocess.run(["curl", "-s", "--max-time", "20", f"{url}/INBOX;UID=1;SECTION=HEADER.FIELDS%20(SUBJECT)",
                           "-u", "alice:a"], capture_output=True, timeout=30)
     assert out.returncode == 0 and out.stdout == b"Subject: for curl\r\n\r\n", out
-
-
-@pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync not installed")
-def test_mbsync_both_ways(store, tmp_path):
-    for i in range(3):
-        store.deliver("alice", f"sync {i}")
-    maildir = tmp_path / "maildir"
-    maildir.mkdir()
-    rc = tmp_path / "mbsyncrc"
-    rc.write_text(f"""IMAPAccount store
-Host 127.0.0.1
-Port {store.port('imap')}
-User alice
-Pass a
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore remote
-Account store
-
-MaildirStore local
-Path {maildir}/
-Inbox {maildir}/INBOX
-
-Channel sync
-Far :remote:
-Near :local:
-Patterns INBOX
-Create Both
-SyncState *
-""")
-
-    def mbsync() -> subprocess.CompletedProcess:
-        r = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, timeout=60)
-        assert r.returncode == 0, r.stderr.decode(errors="replace")
-        return r
-
-    mbsync()
-    new = list((maildir / "INBOX" / "new").iterdir()) + list((maildir / "INBOX" / "cur").iterdir())
-    assert len(new) == 3
-    # Local change up: a new message in the maildir.
-    (maildir / "INBOX" / "new" / "1700000000.local.host").write_bytes(bc.make_message("from local"))
-    mbsync()
-    c = login(store)
-    typ, data = c.select("INBOX")
-    assert data == [b"4"]
-    c.logout()
-    # And again with no changes: nothing moves.
-    mark = len(store.log_text())
-    mbsync()
-    assert "spool_bytes=0 " in store.close_line("alice", mark)
 
 
 # --------------------------------------------------------------------------- sections, damage
@@ -650,16 +551,9 @@ def test_max_connections(store):
 
 
 @pytest.fixture
-def tls_store(tmp_path, basalt_binary_dir):
+def tls_store(make_store, tmp_path):
     """[tls] configured and 127.0.0.1 NOT trusted: plaintext logins need TLS first."""
-    certs = bc.make_certs(tmp_path / "certs")
-    s = Store(tmp_path / "store", basalt_binary_dir / "backend" / "basalt-store",
-              extra=f'[tls]\ncertificate = "{certs["cert"]}"\nprivate_key = "{certs["key"]}"\n')
-    s.config.write_text(s.config.read_text().replace('"127.0.0.0/8"', '"192.0.2.0/24"'))
-    s.certs = certs
-    s.start()
-    yield s
-    s.stop()
+    return make_store(Store, trusted="192.0.2.0/24", tls_certs=bc.make_certs(tmp_path / "certs"))
 
 
 def test_starttls(tls_store):
@@ -670,7 +564,7 @@ def test_starttls(tls_store):
     # ID from an untrusted peer is answered but its x-originating-ip is not believed.
     assert r.cmd(b'ID ("x-originating-ip" "203.0.113.9")')[-1].startswith(b"t OK")
     r.cmd(b"LOGOUT")
-    line = tls_store.close_line("")  # nobody logged in
+    line = tls_store.close_line("user= ")  # nobody logged in
     assert "203.0.113.9" not in line and "127.0.0.1" in line
     r.close()
     c = tls_store.connect()
@@ -720,7 +614,7 @@ def test_search(store):
     c.select("INBOX")
     assert c.search(None, "FROM", "example.org", "SUBJECT", "apples") == ("OK", [b"1"])  # header cache only
     c.logout()
-    assert "spool_bytes=0 " in store.close_line("alice", mark)
+    assert "spool_bytes=0 " in store.close_line("user=alice ", mark)
 
 
 def test_mailbox_name_rules(store):
@@ -758,7 +652,7 @@ def test_through_basalt_proxy(store, tmp_path, proxy_binary):
         assert c.search(None, "SEEN") == ("OK", [b"1"])
         c.logout()
         # The store logged the proxy's client (ID x-originating-ip/port), not the proxy.
-        assert f"{bc.LOOPBACK}:{client_port}" in store.close_line("alice")
+        assert f"{bc.LOOPBACK}:{client_port}" in store.close_line("user=alice ")
     finally:
         proxy.stop()
 
@@ -794,10 +688,10 @@ def test_missing_cache_entries_are_rebuilt(store):
     typ, data = c.fetch("1:*", "(ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert typ == "OK" and data[4][1] == b"Subject: cached 2\r\n\r\n"
     c.logout()
-    assert int(re.search(r"spool_bytes=(\d+)", store.close_line("alice", mark)).group(1)) > 0
+    assert int(re.search(r"spool_bytes=(\d+)", store.close_line("user=alice ", mark)).group(1)) > 0
     mark = len(store.log_text())
     c = login(store)
     c.select("INBOX")
     assert c.fetch("1:*", "(ENVELOPE)")[0] == "OK"
     c.logout()
-    assert "spool_bytes=0 " in store.close_line("alice", mark)  # recached on the first read
+    assert "spool_bytes=0 " in store.close_line("user=alice ", mark)  # recached on the first read

@@ -15,24 +15,9 @@ import pytest
 
 import basalt_cluster as bc
 
-USERS = """
-[[user]]
-name = "alice"
-password = "{PLAIN}a"
-shard = "a"
-"""
-
-
 @pytest.fixture
-def store(tmp_path, basalt_binary_dir):
-    binary = basalt_binary_dir / "backend" / "basalt-store"
-    assert binary.exists(), f"{binary} not built"
-    s = bc.Store(tmp_path, binary, USERS, services=("lmtp", "imap"))
-    text = s.config.read_text().replace("[imap]\n", "[imap]\nlogin_timeout_s = 1\n", 1)
-    s.config.write_text(text)
-    s.start()
-    yield s
-    s.stop()
+def store(make_store):
+    return make_store(services=("lmtp", "imap"), service_keys={"imap": "login_timeout_s = 1\n"})
 
 
 def test_write_timeout_closes_a_client_that_stopped_reading(store):

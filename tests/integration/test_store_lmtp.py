@@ -19,36 +19,12 @@ import pytest
 
 import basalt_cluster as bc
 
-USERS = """
-[[user]]
-name = "alice"
-password = "{PLAIN}a"
-shard = "a"
-
-[[user]]
-name = "bob"
-password = "{PLAIN}b"
-shard = "a"
-status = "active"
-
-[[user]]
-name = "carol"
-password = "{PLAIN}c"
-shard = "b"
-
-[[user]]
-name = "erin"
-password = "{PLAIN}e"
-shard = "a"
-status = "moving"
-"""
-
 MAX_SIZE = 2 * 1024 * 1024
 
 
 class Store(bc.Store):
-    def __init__(self, workdir: Path, binary: Path) -> None:
-        super().__init__(workdir, binary, USERS, store_keys=f"max_message_size = {MAX_SIZE}\nlmtp_timeout_s = 30\n")
+    def __init__(self, workdir: Path, binary: Path, **kwargs) -> None:
+        super().__init__(workdir, binary, store_keys=f"max_message_size = {MAX_SIZE}\nlmtp_timeout_s = 30\n", **kwargs)
         self.port = self.ports["lmtp"]
 
     def inbox(self, user: str) -> list[dict]:
@@ -61,11 +37,8 @@ class Store(bc.Store):
 
 
 @pytest.fixture
-def store(tmp_path, store_binary):
-    s = Store(tmp_path, store_binary)
-    s.start()
-    yield s
-    s.stop()
+def store(make_store):
+    return make_store(Store)
 
 
 def stored_body(raw: bytes, sender: str) -> bytes:

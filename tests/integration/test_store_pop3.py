@@ -18,12 +18,6 @@ import pytest
 
 import basalt_cluster as bc
 
-# name, password, shard, status
-USERS = "".join(f'[[user]]\nname = "{n}"\npassword = "{{PLAIN}}{pw}"\nshard = "{shard}"\nstatus = "{status}"\n\n'
-                for n, pw, shard, status in [("alice", "a", "a", "active"), ("bob", "b", "a", "active"),
-                                             ("carol", "c", "b", "active"), ("dave", "d", "a", "disabled"),
-                                             ("erin", "e", "a", "moving")])
-
 SENDER = "s@example.net"
 
 
@@ -32,15 +26,9 @@ def b64(text: str) -> str:
 
 
 class Store(bc.Store):
-    def __init__(self, workdir: Path, binary: Path, trusted: str = "127.0.0.0/8", pop3_keys: str = "",
-                 extra: str = "") -> None:
-        super().__init__(workdir, binary, USERS, services=("lmtp", "pop3"), masters={"proxy": "pw"},
-                         store_keys="io_threads = 2\n", extra=extra)
-        # trusted: e.g. to see what an untrusted client gets; pop3_keys: more [pop3] keys.
-        text = self.config.read_text().replace('"127.0.0.0/8"', f'"{trusted}"')
-        listen = f'[pop3]\nlisten = "{bc.LOOPBACK}:{self.port("pop3")}"\n'
-        self.config.write_text(text.replace(listen, listen + pop3_keys))
-        self.log = self.workdir / "store.log"
+    def __init__(self, workdir: Path, binary: Path, **kwargs) -> None:
+        super().__init__(workdir, binary, services=("lmtp", "pop3"), masters={"proxy": "pw"},
+                         store_keys="io_threads = 2\n", **kwargs)
 
     def deliver(self, user: str, msg: bytes) -> None:
         c = self.lmtp()
@@ -59,16 +47,6 @@ class Store(bc.Store):
 
     def raw(self) -> "Raw":
         return Raw(self.port("pop3"))
-
-    def close_line(self, ip: str, timeout: float = 10) -> str:
-        """The session-end log line of the session whose client address is `ip`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.log.read_text(errors="replace").splitlines():
-                if "action=close" in line and f"ip={ip} " in line:
-                    return line
-            time.sleep(0.1)
-        raise AssertionError(f"no close line for {ip}:\n{bc.log_tail(self.log)}")
 
 
 class Raw:
@@ -126,11 +104,8 @@ class Raw:
 
 
 @pytest.fixture
-def store(tmp_path, store_binary):
-    s = Store(tmp_path, store_binary)
-    s.start()
-    yield s
-    s.stop()
+def store(make_store):
+    return make_store(Store)
 
 
 def three_messages(store: Store) -> list[bytes]:
@@ -236,7 +211,7 @@ def test_top_from_the_header_cache_reads_no_spool_bytes(store):
         header = m[:m.index(b"\r\n\r\n") + 4]
         assert r.multiline().replace(b"\r\n..", b"\r\n.") == header
     assert r.cmd("QUIT").startswith("+OK")
-    line = store.close_line("192.0.2.77:4242")
+    line = store.close_line("ip=192.0.2.77:4242 ")
     assert "user=alice" in line and "spool_reads=0 spool_bytes=0" in line and "reason=quit" in line, line
 
 
@@ -388,21 +363,17 @@ def test_master_user_login(store):
     r.close()
 
 
-def test_untrusted_peer_gets_no_xclient_no_plaintext_no_master(tmp_path, store_binary):
-    s = Store(tmp_path, store_binary, trusted="10.99.0.0/16")
-    s.start()
-    try:
-        r = s.raw()
-        assert r.greeting == "+OK basalt-store ready."
-        assert r.cmd("XCLIENT ADDR=192.0.2.1 PORT=1") == "-ERR XCLIENT is only accepted from trusted proxies."
-        assert r.cmd("USER alice") == "+OK"
-        assert r.cmd("PASS a") == "-ERR [AUTH] Plaintext authentication disallowed without TLS."
-        r.close()
-        r = s.raw()
-        assert r.cmd("AUTH PLAIN " + b64("alice\0proxy\0pw")).startswith("-ERR [AUTH] ")
-        r.close()
-    finally:
-        s.stop()
+def test_untrusted_peer_gets_no_xclient_no_plaintext_no_master(make_store):
+    s = make_store(Store, trusted="10.99.0.0/16")
+    r = s.raw()
+    assert r.greeting == "+OK basalt-store ready."
+    assert r.cmd("XCLIENT ADDR=192.0.2.1 PORT=1") == "-ERR XCLIENT is only accepted from trusted proxies."
+    assert r.cmd("USER alice") == "+OK"
+    assert r.cmd("PASS a") == "-ERR [AUTH] Plaintext authentication disallowed without TLS."
+    r.close()
+    r = s.raw()
+    assert r.cmd("AUTH PLAIN " + b64("alice\0proxy\0pw")).startswith("-ERR [AUTH] ")
+    r.close()
 
 
 # ---------------------------------------------------------------- bad input and pipelining
@@ -543,46 +514,36 @@ def test_through_basalt_proxy(store, tmp_path, proxy_binary):
         assert pop_bytes(p.retr(2)[1]) == stored[1]
         p.quit()
         # The store logged the proxy's client (XCLIENT), not the proxy's own connection.
-        line = store.close_line(f"{bc.LOOPBACK}:{client_port}")
+        line = store.close_line(f"ip={bc.LOOPBACK}:{client_port} ")
         assert "user=alice" in line
     finally:
         proxy.stop()
 
 
-def test_login_deadline_and_connection_limit(tmp_path, store_binary):
-    s = Store(tmp_path, store_binary, pop3_keys="login_timeout_s = 1\nmax_connections = 2\n")
-    s.start()
-    try:
-        r = s.raw()
-        start = time.monotonic()
-        reply = ""
-        while not reply.startswith("-ERR"):  # busy, but never logging in: the deadline still ends it
-            reply = r.cmd("CAPA")
-            if reply.startswith("+OK"):
-                r.multiline()
-                time.sleep(0.2)
-        assert reply == "-ERR Disconnected: no login in time."
-        assert 0.9 <= time.monotonic() - start < 5
-        assert r.closed()
-        a, b = s.raw(), s.raw()
-        c = s.raw()
-        assert c.greeting == "-ERR [SYS/TEMP] Too many connections, try again later."
-        assert c.closed()
-        a.close()
-        b.close()
-    finally:
-        s.stop()
+def test_login_deadline_and_connection_limit(make_store):
+    s = make_store(Store, service_keys={"pop3": "login_timeout_s = 1\nmax_connections = 2\n"})
+    r = s.raw()
+    start = time.monotonic()
+    reply = ""
+    while not reply.startswith("-ERR"):  # busy, but never logging in: the deadline still ends it
+        reply = r.cmd("CAPA")
+        if reply.startswith("+OK"):
+            r.multiline()
+            time.sleep(0.2)
+    assert reply == "-ERR Disconnected: no login in time."
+    assert 0.9 <= time.monotonic() - start < 5
+    assert r.closed()
+    a, b = s.raw(), s.raw()
+    c = s.raw()
+    assert c.greeting == "-ERR [SYS/TEMP] Too many connections, try again later."
+    assert c.closed()
+    a.close()
+    b.close()
 
 
 @pytest.fixture
-def tls_store(tmp_path, store_binary):
-    certs = bc.make_certs(tmp_path / "certs")
-    s = Store(tmp_path, store_binary, trusted="10.99.0.0/16",
-              extra=f'[tls]\ncertificate = "{certs["cert"]}"\nprivate_key = "{certs["key"]}"\n')
-    s.certs = certs
-    s.start()
-    yield s
-    s.stop()
+def tls_store(make_store, tmp_path):
+    return make_store(Store, trusted="10.99.0.0/16", tls_certs=bc.make_certs(tmp_path / "certs"))
 
 
 def test_stls(tls_store):
@@ -639,4 +600,4 @@ def test_top_without_a_cache_entry_reads_the_blob(store):
     assert r.cmd("TOP 3 0") == "+OK"
     assert r.multiline() == stored[2][:stored[2].index(b"\r\n\r\n") + 4]
     assert r.cmd("QUIT").startswith("+OK")
-    assert "spool_reads=1 " in store.close_line("192.0.2.78:1")
+    assert "spool_reads=1 " in store.close_line("ip=192.0.2.78:1 ")

@@ -977,20 +977,29 @@ class Proxy(Daemon):
         self.signal(signal.SIGHUP)
 
 
+def users_toml(users: list[tuple[str, str, str, str]]) -> str:
+    """A users file ([[user]] tables) from (name, stored password e.g. "{PLAIN}x", shard, status)."""
+    return "".join(f"[[user]]\nname = {_toml_str(n)}\npassword = {_toml_str(pw)}\nshard = {_toml_str(shard)}\n"
+                   f"status = {_toml_str(status)}\n\n" for n, pw, shard, status in users)
+
+
 class Store(ShardClients, Daemon):
     """basalt-store on 127.0.0.1 with its own spool and index root under `workdir`.
 
     services: which listeners to configure and wait for ("lmtp", "imap", "pop3"); ports are
     free ones picked now (self.ports[service]). users_toml: the [[user]] table file's text.
-    masters: {name: password} master users, accepted from 127.0.0.0/8 (trusted_networks).
-    extra: TOML appended to the config (more tables or keys of tables not written here).
+    masters: {name: password} master users, accepted from `trusted` (trusted_networks).
+    store_keys / service_keys: more keys for [store] / for [imap] or [pop3] ({"imap": "k = 1\n"}).
+    tls_certs: make_certs() output; configures [tls] (STARTTLS / STLS).
+    extra: TOML appended to the config (more tables).
     """
 
     name = "basalt-store"
 
     def __init__(self, workdir: Path | str, binary: Path | str, users_toml: str, *, shard: str = "a",
                  services: tuple[str, ...] = ("lmtp",), masters: dict[str, str] | None = None,
-                 store_keys: str = "", extra: str = "") -> None:
+                 store_keys: str = "", service_keys: dict[str, str] | None = None, trusted: str = "127.0.0.0/8",
+                 tls_certs: dict | None = None, extra: str = "") -> None:
         super().__init__()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -1004,10 +1013,13 @@ class Store(ShardClients, Daemon):
                 f'index_root = "index"\nusers_file = "users.toml"\n{lmtp}{store_keys}\n')
         for svc in ("imap", "pop3"):
             if svc in self.ports:
-                text += f'[{svc}]\nlisten = "{LOOPBACK}:{self.ports[svc]}"\n'
-        text += '[auth]\ntrusted_networks = ["127.0.0.0/8"]\n'
+                text += f'[{svc}]\nlisten = "{LOOPBACK}:{self.ports[svc]}"\n' + (service_keys or {}).get(svc, "")
+        text += f'[auth]\ntrusted_networks = [{_toml_str(trusted)}]\n'
         for name, password in (masters or {}).items():
             text += f'[[auth.master]]\nname = {_toml_str(name)}\npassword = {_toml_str("{PLAIN}" + password)}\n'
+        if tls_certs:
+            text += f'[tls]\ncertificate = {_toml_str(tls_certs["cert"])}\nprivate_key = {_toml_str(tls_certs["key"])}\n'
+        self.certs = tls_certs
         self.config.write_text(text + extra)
         self.cli("init")
         # What ShardClients and proxy_config expect of a shard.
@@ -1036,6 +1048,20 @@ class Store(ShardClients, Daemon):
         c.ehlo_or_helo_if_needed()
         return c
 
+    def log_text(self) -> str:
+        return (self.workdir / "store.log").read_text(errors="replace")
+
+    def close_line(self, needle: str, after: int = 0, timeout: float = 10) -> str:
+        """The latest session-end log line (after offset `after` of the log) containing `needle`,
+        e.g. "user=alice " or "ip=127.0.0.1:5000 "; waits for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = [l for l in self.log_text()[after:].splitlines() if "action=close" in l and needle in l]
+            if lines:
+                return lines[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no close line with {needle!r}:\n{log_tail(self.workdir / 'store.log')}")
+
 
 def store_proxy(workdir: Path | str, binary: Path | str, store: "Store", protocol: str,
                 users: dict[str, str], master: tuple[str, str] = ("proxy", "pw")) -> tuple["Proxy", int]:
@@ -1045,8 +1071,7 @@ def store_proxy(workdir: Path | str, binary: Path | str, store: "Store", protoco
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     users_file = workdir / "proxy-users.toml"
-    users_file.write_text("".join(f'[[user]]\nname = {_toml_str(u)}\npassword = {_toml_str("{PLAIN}" + pw)}\n'
-                                  f'shard = "a"\n' for u, pw in users.items()))
+    users_file.write_text(users_toml([(u, "{PLAIN}" + pw, "a", "active") for u, pw in users.items()]))
     port = free_port()
     cfg = {
         "log": {"level": "info"},
@@ -1292,10 +1317,8 @@ class Cluster:
         if not self.store_binary:
             return Dovecot(self.workdir / f"shard-{name}", name, users)
         # Every store knows every user, so it can tell "not on this shard" from "unknown".
-        table = "".join(
-            f'[[user]]\nname = {_toml_str(u["uid"])}\npassword = {_toml_str(ssha(u["password"]))}\n'
-            f'shard = {_toml_str(u.get("mail_host", "").split(".")[0])}\nstatus = {_toml_str(u.get("status", "active"))}\n'
-            for u in self.users)
+        table = users_toml([(u["uid"], ssha(u["password"]), u.get("mail_host", "").split(".")[0],
+                             u.get("status", "active")) for u in self.users])
         store = Store(self.workdir / f"shard-{name}", self.store_binary, table, shard=name,
                       services=("lmtp", "imap", "pop3"), masters={"proxy": "master-" + secrets.token_hex(6)})
         store.users = users
