@@ -15,7 +15,7 @@ Connection::Connection(Listener& listener, uint64_t id, bufferevent* bev, const 
     : listener_(listener), id_(id), fd_(bufferevent_getfd(bev)), bev_(bev), peer_(peer) {}
 
 Connection::~Connection() {
-  bufferevent_free(bev_);
+  if (bev_) bufferevent_free(bev_);
   if (!tls_) evutil_closesocket(fd_);
 }
 
@@ -28,9 +28,10 @@ bool Connection::start_tls(ssl_ctx_st* ctx) {
   bev_ = bufferevent_openssl_socket_new(listener_.base(), fd_, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
   tls_ = true;
   if (!bev_) {
+    // Left without a bufferevent: the caller closes the session (release() and the destructor
+    // accept a null bev_), so nothing can write to a socket that is gone.
     SSL_free(ssl);
     evutil_closesocket(fd_);
-    bev_ = bufferevent_socket_new(listener_.base(), -1, 0);  // the destructor frees a bufferevent
     return false;
   }
   bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
@@ -43,23 +44,21 @@ void Connection::set_timeouts(unsigned seconds) {
 }
 
 void Connection::release() {
-  bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
-  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  if (bev_) {
+    bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
+    bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  }
   listener_.release(id_);
 }
 
 Listener::Listener(event_base* base, ListenerOptions options, Factory factory)
-    : base_(base), options_(std::move(options)), factory_(std::move(factory)), tasks_(base) {
-  reap_ = evtimer_new(base_, on_reap, this);
-}
+    : base_(base), options_(std::move(options)), factory_(std::move(factory)), tasks_(base),
+      reap_(evtimer_new(base_, on_reap, this)) {}
 
-Listener::~Listener() {
-  if (listener_) evconnlistener_free(listener_);
-  if (reap_) event_free(reap_);
-}
+Listener::~Listener() = default;
 
 Result<void> Listener::listen(evutil_socket_t listen_fd) {
-  listener_ = evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, listen_fd);
+  listener_.reset(evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, listen_fd));
   if (!listener_) {
     evutil_closesocket(listen_fd);
     return make_error(options_.name + ": evconnlistener_new failed");
@@ -106,7 +105,7 @@ void Listener::release(uint64_t id) {
   closed_.push_back(std::move(it->second));
   sessions_.erase(it);
   timeval zero{0, 0};
-  evtimer_add(reap_, &zero);
+  evtimer_add(reap_.get(), &zero);
 }
 
 void Listener::on_reap(evutil_socket_t, short, void* arg) { static_cast<Listener*>(arg)->closed_.clear(); }

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 
 #include <cstdint>
@@ -21,15 +22,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/handles.h"
 #include "common/loop_tasks.h"
 #include "common/net.h"
 #include "common/result.h"
 #include "common/thread_pool.h"
 
-struct event_base;
-struct event;
-struct bufferevent;
-struct evconnlistener;
 struct ssl_ctx_st;
 
 namespace basalt::store {
@@ -54,7 +52,8 @@ class Connection {
   void release();
   // STARTTLS / STLS, once the "go ahead" reply has been flushed: replaces the plaintext
   // bufferevent with a server-side TLS one on the same socket. The session then sets its
-  // callbacks, timeouts and watermarks again. False when TLS cannot start (close then).
+  // callbacks, timeouts and watermarks again. False when TLS cannot start: the session must
+  // then close at once and touch bev_ no more (it may be null; release() accepts that).
   bool start_tls(ssl_ctx_st* ctx);
   bool tls_active() const { return tls_; }
   // Hands buffered input to `feed(chunk) -> bytes used` while `ready()` holds. Returns true
@@ -66,7 +65,7 @@ class Connection {
   Listener& listener_;
   const uint64_t id_;
   const evutil_socket_t fd_;
-  bufferevent* bev_;  // plaintext (does not close fd_), then the TLS one (closes it)
+  bufferevent* bev_;  // plaintext (does not close fd_), then the TLS one (closes it); null after a failed start_tls
   const SocketAddress peer_;
   bool tls_ = false;
 };
@@ -114,8 +113,8 @@ class Listener {
   ListenerOptions options_;
   Factory factory_;
   LoopTasks tasks_;
-  evconnlistener* listener_ = nullptr;
-  event* reap_ = nullptr;
+  CHandle<evconnlistener, evconnlistener_free> listener_;
+  CHandle<event, event_free> reap_;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> sessions_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed at the end of the loop iteration

@@ -66,7 +66,7 @@ class ListenerTest : public ::testing::Test {
     listener_ = std::make_unique<Listener>(
         base_.get(), ListenerOptions{"test", 2, "-ERR busy\r\n", 16},
         [this](Listener& l, uint64_t id, bufferevent* bev, const SocketAddress& peer) {
-          return std::make_unique<LineConnection>(l, id, bev, peer, pool_);
+          return std::make_unique<LineConnection>(l, id, bev, peer, *pool_);
         });
     ASSERT_TRUE(listener_->listen(*fd).ok());
     loop_ = std::thread([this] { event_base_loop(base_.get(), EVLOOP_NO_EXIT_ON_EMPTY); });
@@ -74,6 +74,7 @@ class ListenerTest : public ::testing::Test {
   void TearDown() override {
     event_base_loopexit(base_.get(), nullptr);
     loop_.join();
+    pool_.reset();  // drained first: a job still running posts to the listener (see listener.h)
     listener_.reset();
   }
 
@@ -95,7 +96,7 @@ class ListenerTest : public ::testing::Test {
   }
   static void write_all(int fd, const std::string& s) { ASSERT_EQ(::send(fd, s.data(), s.size(), 0), ssize_t(s.size())); }
 
-  ThreadPool pool_{2};  // declared first: destroyed after the listener's users are gone
+  std::unique_ptr<ThreadPool> pool_ = std::make_unique<ThreadPool>(2);
   CHandle<event_base, event_base_free> base_;
   std::unique_ptr<Listener> listener_;
   std::thread loop_;
