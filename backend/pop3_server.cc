@@ -138,9 +138,14 @@ class Pop3Server::Session : public Connection {
   void set_state(State next);
   void close_after_flush(const char* reason);
   void close(const char* reason);
+  // A result that finds the session closing (a timeout fired while the job ran) is dropped:
+  // no login revives it and no RETR body is streamed behind the goodbye line.
   template <class Work, class Done>
   bool offload(Work work, Done done) {
-    return listener_.offload<Session>(server_.pool_, id_, std::move(work), std::move(done));
+    auto open_only = [done = std::move(done)](Session& s, auto result) mutable {
+      if (s.state_ != State::kClosing) done(s, std::move(result));
+    };
+    return listener_.offload<Session>(server_.pool_, id_, std::move(work), std::move(open_only));
   }
 
   Pop3Server& server_;
@@ -674,6 +679,7 @@ void Pop3Server::Session::on_event(bufferevent*, short what, void* arg) {
 void Pop3Server::Session::close_after_flush(const char* reason) {
   close_reason_ = reason;
   stream_.reset();
+  evtimer_del(delay_);
   set_state(State::kClosing);
   bufferevent_disable(bev_, EV_READ);
   bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
