@@ -21,6 +21,15 @@ Error io_error(std::string_view what, std::string_view user, const Error& e) {
   return hub_error(kHubIo, std::string(what) + ": " + e.message);
 }
 
+// A failed state write: a batch over the record limit is the client's (NO [LIMIT], nothing
+// written), anything else the disk's.
+Error state_error(std::string_view what, std::string_view user, const Error& e) {
+  if (e.code == kStateRecordTooLarge) {
+    return hub_error(kHubLimit, "too many messages or keywords in one command (" + e.message + ")");
+  }
+  return io_error(what, user, e);
+}
+
 bool is_inbox(std::string_view name) { return MailboxList::canonical_name(name) == MailboxList::kInbox; }
 
 Result<MailboxList> open_list(const Spool& spool, std::string_view user, Fsync fsync) {
@@ -128,7 +137,7 @@ Result<AppendResult> Mailbox::append(std::span<const AppendRequest> messages) {
     }
     if (auto f = hub_.fault(AppendStep::kAppendState); !f) return fail(f.error());
     auto modseq = state_.append(batch);
-    if (!modseq) return fail(io_error("append state", user_, modseq.error()));
+    if (!modseq) return fail(state_error("append state", user_, modseq.error()));
     out.modseq = *modseq;
   }
   // Committed from here on; the cache is derived data (rebuilt from the spool if need be).
@@ -158,7 +167,7 @@ Result<Mailbox::FlagsResult> Mailbox::set_flags(std::span<const FlagUpdate> upda
     }
     if (present.empty()) return out;
     auto modseq = state_.set_flags(present);
-    if (!modseq) return io_error("store flags", user_, modseq.error());
+    if (!modseq) return state_error("store flags", user_, modseq.error());
     out.modseq = *modseq;
     for (const FlagUpdate& u : present) out.updated.push_back(u.uid);
   }
@@ -168,6 +177,7 @@ Result<Mailbox::FlagsResult> Mailbox::set_flags(std::span<const FlagUpdate> upda
 
 Result<std::vector<uint32_t>> Mailbox::expunge(std::span<const uint32_t> uids) {
   std::vector<uint32_t> gone;
+  std::vector<uint32_t> retry;  // blobs an earlier expunge could not remove
   {
     std::lock_guard lock(entry_->mu);
     if (auto alive = check_alive(); !alive) return alive.error();
@@ -177,16 +187,29 @@ Result<std::vector<uint32_t>> Mailbox::expunge(std::span<const uint32_t> uids) {
     std::sort(gone.begin(), gone.end());
     gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
     if (gone.empty()) return gone;
-    if (auto r = state_.expunge(gone); !r) return io_error("expunge", user_, r.error());
+    if (auto r = state_.expunge(gone); !r) return state_error("expunge", user_, r.error());
+    retry.swap(orphans_);
   }
   notify();
-  // The state no longer lists them: blobs and cache entries are garbage now. A failure leaves
-  // an orphan a later sweep removes; the expunge itself has happened.
+  // The state no longer lists them: blobs and cache entries are garbage now. A blob that
+  // cannot go is kept for the next expunge to try again; the expunge itself has happened.
+  std::vector<uint32_t> failed;
+  auto remove_blob = [&](uint32_t uid) {
+    Result<void> r = hub_.options_.remove_blob_fault ? hub_.options_.remove_blob_fault(uid) : Result<void>();
+    if (r) r = hub_.spool_.remove_message(user_, id_, uidvalidity_, uid);
+    if (r) return;
+    logger("store")->warn("remove blob user={} uid={} (retried at the next expunge): {}", log_safe(user_), uid,
+                          r.error().message);
+    failed.push_back(uid);
+  };
+  for (uint32_t uid : retry) remove_blob(uid);
   for (uint32_t uid : gone) {
-    if (auto r = hub_.spool_.remove_message(user_, id_, uidvalidity_, uid); !r) {
-      logger("store")->warn("remove blob user={} uid={}: {}", log_safe(user_), uid, r.error().message);
-    }
+    remove_blob(uid);
     if (hub_.cache_) (void)hub_.cache_->remove(cache_key(uid));
+  }
+  if (!failed.empty()) {
+    std::lock_guard lock(entry_->mu);
+    orphans_.insert(orphans_.end(), failed.begin(), failed.end());
   }
   return gone;
 }

@@ -118,7 +118,8 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
   };
   Result<FlagsResult> set_flags(std::span<const FlagUpdate> updates);
   // Removes the messages (one state record), then their blobs and cache entries. UIDs that
-  // no longer exist are skipped; returns the UIDs expunged now.
+  // no longer exist are skipped; returns the UIDs expunged now. A blob that cannot be removed
+  // is remembered and tried again by the next expunge of this mailbox (in memory only).
   Result<std::vector<uint32_t>> expunge(std::span<const uint32_t> uids);
 
   // Blocking (thread pool only): the message's bytes from the spool (checksum verified).
@@ -163,6 +164,7 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
   const uint32_t uidvalidity_;
   MailboxState state_;
   bool removed_ = false;  // DELETEd while open (guarded by the user lock)
+  std::vector<uint32_t> orphans_;  // expunged UIDs whose blob removal failed (user lock)
   mutable std::mutex watch_mu_;
   std::vector<Watcher> watchers_;
   uint64_t next_watch_ = 1;
@@ -189,6 +191,8 @@ struct HubOptions {
   std::function<Result<void>(AppendStep)> fault;
   // Tests: runs when a DELETE has unlisted a mailbox, before its files are removed.
   std::function<void(std::string_view user)> removing_mailbox = {};
+  // Tests: return an error to make the removal of an expunged message's blob fail.
+  std::function<Result<void>(uint32_t uid)> remove_blob_fault = {};
 };
 
 class MailboxHub {

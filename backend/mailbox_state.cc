@@ -574,7 +574,11 @@ Result<uint64_t> MailboxState::expunge(std::span<const uint32_t> uids) {
 Result<uint64_t> MailboxState::commit(const Record& r) {
   if (auto ok = check(r); !ok) return make_error("state " + log_path(dir_) + ": " + ok.error().message);
   std::string bytes = encode(r);
-  if (bytes.size() - kFrameOverhead > kMaxRecordPayload) return make_error("batch too large for one record; split it");
+  if (bytes.size() - kFrameOverhead > kMaxRecordPayload) {
+    return make_error("state " + log_path(dir_) + ": batch of " + std::to_string(bytes.size() - kFrameOverhead) +
+                          " bytes exceeds the record limit of " + std::to_string(kMaxRecordPayload),
+                      kStateRecordTooLarge);
+  }
   if (!writer_) {
     auto opened = AppendFile::open(log_path(dir_), options_.fsync);
     if (!opened) return opened.error();

@@ -44,6 +44,8 @@ inline constexpr size_t kMaxKeywordsPerMessage = 128;
 inline constexpr uint64_t kMaxModseq = (uint64_t{1} << 63) - 1;  // RFC 7162 mod-sequence-value
 // One record (one batch) at most; callers split bigger batches (a batch is the atomic unit).
 inline constexpr uint32_t kMaxRecordPayload = 64u << 20;
+// Error::code of a write refused because its batch does not fit in one record.
+inline constexpr int kStateRecordTooLarge = 1;
 
 struct MessageMeta {
   uint32_t uid = 0;

@@ -273,6 +273,30 @@ TEST(MailboxHub, RecacheOfAnExpungedOrDeletedMessageLeavesNoCacheEntry) {
   EXPECT_FALSE(*work->cached(1));
 }
 
+TEST(MailboxHub, ABlobThatCannotBeRemovedIsRemovedByTheNextExpunge) {
+  testing::SpoolFixture s;
+  bool fail = true;
+  HubOptions o{Fsync::kOff, {}};
+  o.remove_blob_fault = [&](uint32_t) { return fail ? Result<void>(make_error("injected")) : Result<void>(); };
+  MailboxHub hub(*s.spool, s.cache.get(), o);
+  auto box = hub.open("alice", "INBOX");
+  ASSERT_TRUE(box);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(append(**box, kMessage));
+  auto blobs = [&] { return s.spool->list_uids("alice", (*box)->id(), (*box)->uidvalidity()).value(); };
+  std::vector<uint32_t> one{1};
+  auto first = (*box)->expunge(one);
+  ASSERT_TRUE(first);  // the expunge happened; only the blob stayed behind
+  EXPECT_EQ(*first, one);
+  EXPECT_EQ(blobs(), (std::vector<uint32_t>{1, 2, 3}));
+  EXPECT_EQ((*box)->read_message(1).error().code, kHubNoSuchMessage);
+  fail = false;
+  std::vector<uint32_t> two{2};
+  auto second = (*box)->expunge(two);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, two);  // the retried orphan is not reported as expunged again
+  EXPECT_EQ(blobs(), std::vector<uint32_t>{3});
+}
+
 TEST(MailboxHub, DeleteRemovesTheFilesWithoutHoldingTheUsersLock) {
   testing::SpoolFixture s;
   std::unique_ptr<MailboxHub> hub;

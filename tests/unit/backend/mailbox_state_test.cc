@@ -471,5 +471,54 @@ TEST_F(MailboxStateTest, LargeMailboxReplaysQuickly) {
   EXPECT_LT(took, std::chrono::seconds(5));
 }
 
+// An append record of exactly `payload` bytes: keyword-heavy messages (as a large COPY of
+// tagged mail makes) plus one whose keywords make up the rest.
+std::vector<NewMessage> batch_of_payload(uint64_t payload) {
+  constexpr uint64_t kHeader = 8 + 4;          // modseq, count
+  constexpr uint64_t kMessage = 4 + 8 + 4 + 1 + 2;  // uid, date, size, flags, keyword count
+  auto keywords = [](size_t count, size_t last_len) {
+    std::vector<std::string> k;
+    for (size_t i = 0; i < count; ++i) {
+      std::string name = "k" + std::to_string(1000 + i);
+      name.resize(i + 1 == count ? last_len : kMaxKeywordBytes, 'x');
+      k.push_back(name);
+    }
+    return k;
+  };
+  const uint64_t full = kMessage + kMaxKeywordsPerMessage * (1 + kMaxKeywordBytes);
+  std::vector<NewMessage> batch;
+  uint64_t left = payload - kHeader;
+  uint32_t uid = 1;
+  while (left >= 2 * full) {
+    batch.push_back(msg(uid++, 0, keywords(kMaxKeywordsPerMessage, kMaxKeywordBytes)));
+    left -= full;
+  }
+  // The rest (full <= left < 2 * full) in two messages of whole 256-byte keywords plus one short one.
+  uint64_t first = left / 2, second = left - first;
+  for (uint64_t part : {first, second}) {
+    uint64_t kw = part - kMessage;
+    size_t count = static_cast<size_t>((kw + kMaxKeywordBytes) / (1 + kMaxKeywordBytes));
+    size_t last = static_cast<size_t>(kw - (count - 1) * (1 + kMaxKeywordBytes) - 1);
+    batch.push_back(msg(uid++, 0, keywords(count, last)));
+  }
+  return batch;
+}
+
+TEST_F(MailboxStateTest, ABatchOverTheRecordLimitIsRefusedWithItsOwnCode) {
+  MailboxState st = make();
+  auto over = st.append(batch_of_payload(uint64_t{kMaxRecordPayload} + 1));
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, kStateRecordTooLarge) << over.error().message;
+  EXPECT_EQ(st.uidnext(), 1u);  // nothing applied, nothing written
+  EXPECT_EQ(st.log_bytes(), read_bytes(log()).size());
+  auto at = st.append(batch_of_payload(kMaxRecordPayload));
+  ASSERT_TRUE(at) << at.error().message;
+  const uint32_t uidnext = st.uidnext();
+  EXPECT_GT(uidnext, 2000u);
+  MailboxState again = reopen();  // a record of exactly the limit replays
+  EXPECT_EQ(again.uidnext(), uidnext);
+  EXPECT_EQ(again.snapshot(), st.snapshot());
+}
+
 }  // namespace
 }  // namespace basalt::store
