@@ -227,8 +227,24 @@ void append_literal(std::string& out, std::string_view data) {
   out += data;
 }
 
+// The message's MIME tree, parsed on first use: a FETCH of several sections of one message
+// (BODY[1] BODY[2] BODY[2.MIME] ...) parses it once.
+class Parts {
+ public:
+  explicit Parts(const FetchMessage& m) : raw_(m.raw) {}
+  bool have_raw() const { return raw_.has_value(); }
+  std::optional<std::string> section(const Section& section) {
+    if (!tree_) tree_ = parse_parts(*raw_);
+    return extract_section(*raw_, *tree_, section);
+  }
+
+ private:
+  std::optional<std::string_view> raw_;
+  std::optional<index::MimePart> tree_;
+};
+
 // The top-level header block, from the summary when there is one.
-Result<std::string> header_block(const FetchMessage& m, const Section& section) {
+Result<std::string> header_block(const FetchMessage& m, Parts& parts, const Section& section) {
   if (m.summary) {
     switch (section.text) {
       case SectionText::kHeaderFields: return filter_header_fields(m.summary->header, section.fields, false);
@@ -239,24 +255,24 @@ Result<std::string> header_block(const FetchMessage& m, const Section& section) 
       case SectionText::kMime: return imap_text(m.summary->header);
     }
   }
-  if (!m.raw) return make_error("fetch needs the message summary or body");
-  auto text = extract_section(*m.raw, section);
+  if (!parts.have_raw()) return make_error("fetch needs the message summary or body");
+  auto text = parts.section(section);
   return text ? std::move(*text) : std::string();
 }
 
 // The section's data, nullopt for NIL.
-Result<std::optional<std::string>> section_data(const FetchItem& item, const FetchMessage& m) {
+Result<std::optional<std::string>> section_data(const FetchItem& item, const FetchMessage& m, Parts& parts) {
   if (header_only_section(item.section)) {
-    auto header = header_block(m, item.section);
+    auto header = header_block(m, parts, item.section);
     if (!header) return header.error();
     return std::optional<std::string>(std::move(*header));
   }
-  if (!m.raw) return make_error("fetch needs the message body");
-  return extract_section(*m.raw, item.section);
+  if (!parts.have_raw()) return make_error("fetch needs the message body");
+  return parts.section(item.section);
 }
 
-Result<void> render_section(const FetchItem& item, const FetchMessage& m, std::string& out) {
-  auto data = section_data(item, m);
+Result<void> render_section(const FetchItem& item, const FetchMessage& m, Parts& parts, std::string& out) {
+  auto data = section_data(item, m, parts);
   if (!data) return data.error();
   out += "BODY[" + section_label(item.section) + "]";
   std::optional<std::string>& text = *data;
@@ -295,31 +311,31 @@ Result<void> render_from_summary(const FetchItem& item, const FetchMessage& m, s
   return {};
 }
 
-Result<void> render_from_raw(const FetchItem& item, const FetchMessage& m, std::string& out) {
+Result<void> render_from_raw(const FetchItem& item, const FetchMessage& m, Parts& parts, std::string& out) {
   if (!m.raw) return make_error("fetch needs the message body");
   if (item.att == FetchAtt::kRfc822) {
     out += "RFC822 ";
     append_literal(out, imap_text(*m.raw));
   } else {
     out += "RFC822.TEXT ";
-    append_literal(out, extract_section(*m.raw, Section{{}, SectionText::kText, {}}).value_or(""));
+    append_literal(out, parts.section(Section{{}, SectionText::kText, {}}).value_or(""));
   }
   return {};
 }
 
-Result<void> render_item(const FetchItem& item, const FetchMessage& m, std::string& out) {
+Result<void> render_item(const FetchItem& item, const FetchMessage& m, Parts& parts, std::string& out) {
   switch (item.att) {
     case FetchAtt::kFlags: out += "FLAGS " + format_flags(m.flags, m.keywords, m.recent); break;
     case FetchAtt::kUid: out += "UID " + std::to_string(m.uid); break;
     case FetchAtt::kInternalDate: out += "INTERNALDATE \"" + format_date_time(m.internal_date) + '"'; break;
     case FetchAtt::kRfc822Size: out += "RFC822.SIZE " + std::to_string(m.size); break;
-    case FetchAtt::kBodySection: return render_section(item, m, out);
+    case FetchAtt::kBodySection: return render_section(item, m, parts, out);
     case FetchAtt::kEnvelope:
     case FetchAtt::kBodyStructure:
     case FetchAtt::kBody:
     case FetchAtt::kRfc822Header: return render_from_summary(item, m, out);
     case FetchAtt::kRfc822:
-    case FetchAtt::kRfc822Text: return render_from_raw(item, m, out);
+    case FetchAtt::kRfc822Text: return render_from_raw(item, m, parts, out);
   }
   return {};
 }
@@ -389,9 +405,10 @@ std::string format_flags(uint8_t flags, std::span<const std::string> keywords, b
 
 Result<void> render_fetch(const FetchRequest& request, const FetchMessage& message, std::string& out) {
   size_t start = out.size();
+  Parts parts(message);
   for (const FetchItem& item : request.items) {
     if (out.size() > start) out += ' ';
-    if (auto r = render_item(item, message, out); !r) return r;
+    if (auto r = render_item(item, message, parts, out); !r) return r;
   }
   if (message.flags_changed && !has_att(request, FetchAtt::kFlags)) {
     if (out.size() > start) out += ' ';

@@ -107,9 +107,16 @@ std::string imap_text(std::string_view raw) {
   return out;
 }
 
-std::optional<std::string> extract_section(std::string_view raw, const Section& section) {
+MimePart parse_parts(std::string_view raw) {
   index::EnvelopeBuilder envelope;
-  MimePart root = index::parse_mime_structure(raw, envelope);
+  return index::parse_mime_structure(raw, envelope);
+}
+
+std::optional<std::string> extract_section(std::string_view raw, const Section& section) {
+  return extract_section(raw, parse_parts(raw), section);
+}
+
+std::optional<std::string> extract_section(std::string_view raw, const MimePart& root, const Section& section) {
   const MimePart* node = section.part.empty() ? &root : find_part(root, section.part);
   if (!node) return std::nullopt;
   switch (section.text) {

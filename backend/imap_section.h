@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "indexer/bodystructure.h"
+
 namespace basalt::store::imap {
 
 enum class SectionText { kNone, kHeader, kHeaderFields, kHeaderFieldsNot, kText, kMime };
@@ -31,6 +33,10 @@ struct Section {
 // the enclosed message. HEADER/TEXT after a number need a message/rfc822 part; MIME is a
 // part's own header.
 std::optional<std::string> extract_section(std::string_view raw, const Section& section);
+// The same with the message's part tree already parsed (parse_parts(raw)): a FETCH of several
+// sections of one message parses it once.
+std::optional<std::string> extract_section(std::string_view raw, const index::MimePart& root, const Section& section);
+index::MimePart parse_parts(std::string_view raw);
 
 // The fields of a header block (CRLF or LF lines, folded continuation lines kept with their
 // field) whose names are (exclude: are not) in `names`, case-insensitively, in their original

@@ -114,11 +114,9 @@ Result<FetchedMessage> load_message(Mailbox& box, const MessageMeta& meta, bool 
       f.cached = std::move(**c);
     } else {
       if (auto r = read(); !r) return r.error();
-      (void)box.recache(meta.uid, *f.raw, meta.internal_date);
-      auto summary = index::summarize_message(*f.raw);
-      if (!summary) return summary.error();
-      f.cached.summary = std::move(*summary);
-      f.cached.internal_date = {meta.internal_date, 0};
+      auto rebuilt = box.recache(meta.uid, *f.raw, meta.internal_date);
+      if (!rebuilt) return rebuilt.error();
+      f.cached = std::move(*rebuilt);
     }
   }
   if (needs_body) {

@@ -234,11 +234,15 @@ Result<std::optional<index::CachedMessage>> Mailbox::cached(uint32_t uid) const 
   return hub_.cache_->get(cache_key(uid));
 }
 
-Result<void> Mailbox::recache(uint32_t uid, std::string_view raw, int64_t internal_date) const {
-  if (!hub_.cache_) return {};
+Result<index::CachedMessage> Mailbox::recache(uint32_t uid, std::string_view raw, int64_t internal_date) const {
   auto summary = index::summarize_message(raw);
   if (!summary) return make_error("cannot parse the message: " + summary.error().message);
-  if (auto put = hub_.cache_->put(cache_key(uid), *summary, index::InternalDate{internal_date, 0}); !put) return put;
+  index::CachedMessage entry{std::move(*summary), index::InternalDate{internal_date, 0}};
+  if (!hub_.cache_) return entry;
+  if (auto put = hub_.cache_->put(cache_key(uid), entry.summary, entry.internal_date); !put) {
+    logger("store")->warn("recache user={} uid={} failed: {}", log_safe(user_), uid, put.error().message);
+    return entry;
+  }
   // An EXPUNGE or DELETE may have removed the entry while it was being rebuilt (a reader's
   // recache races the writer's cleanup): take it out again, or it would never go.
   bool gone = false;
@@ -247,7 +251,7 @@ Result<void> Mailbox::recache(uint32_t uid, std::string_view raw, int64_t intern
     gone = removed_ || !state_.find(uid);
   }
   if (gone) (void)hub_.cache_->remove(cache_key(uid));
-  return {};
+  return entry;
 }
 
 std::pair<uint32_t, uint32_t> Mailbox::claim_recent(uint32_t up_to) {

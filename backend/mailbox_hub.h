@@ -129,7 +129,9 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
   // read_message on the pool and may re-cache with recache()).
   Result<std::optional<index::CachedMessage>> cached(uint32_t uid) const;
   // Blocking: summarizes `raw` and writes the cache entry (repairs a missing/corrupt entry).
-  Result<void> recache(uint32_t uid, std::string_view raw, int64_t internal_date) const;
+  // Returns the entry, so the caller need not summarize the message again. Errors only when
+  // `raw` cannot be summarized; a failed cache write is logged (the next read rebuilds it).
+  Result<index::CachedMessage> recache(uint32_t uid, std::string_view raw, int64_t internal_date) const;
 
   // \Recent (RFC 3501 2.3.2): returns the UID range (previous claim, up_to] (first, last) and
   // records the claim, so only the first session to see a message gets it as \Recent. In

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backend/mailbox_hub.h"
+#include "indexer/message_summary.h"
 #include "backend/store_auth.h"
 #include "directory/file_directory.h"
 #include "spool_fixture.h"
@@ -295,6 +296,32 @@ TEST(MailboxHub, ABlobThatCannotBeRemovedIsRemovedByTheNextExpunge) {
   ASSERT_TRUE(second);
   EXPECT_EQ(*second, two);  // the retried orphan is not reported as expunged again
   EXPECT_EQ(blobs(), std::vector<uint32_t>{3});
+}
+
+// FETCH on a missing cache entry serves the entry recache() returns: one summarize per message.
+TEST(MailboxHub, RecacheReturnsTheEntryItWrote) {
+  Fixture f;
+  auto box = f.open("alice");
+  ASSERT_TRUE(append(*box, kMessage));
+  auto expected = index::summarize_message(kMessage);
+  ASSERT_TRUE(expected);
+  auto rebuilt = box->recache(1, kMessage, 1700000000);
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message;
+  EXPECT_EQ(rebuilt->summary.header, expected->header);
+  EXPECT_EQ(rebuilt->summary.envelope, expected->envelope);
+  EXPECT_EQ(rebuilt->summary.bodystructure, expected->bodystructure);
+  EXPECT_EQ(rebuilt->internal_date, (index::InternalDate{1700000000, 0}));
+  auto stored = box->cached(1);
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_EQ((*stored)->summary.envelope, rebuilt->summary.envelope);
+  // Without a header cache the summary still comes back (nothing is written).
+  MailboxHub uncached(*f.spool, nullptr, HubOptions{Fsync::kOff, {}});
+  auto plain = uncached.open("bob", "INBOX");
+  ASSERT_TRUE(plain);
+  ASSERT_TRUE(append(**plain, kMessage));
+  auto summary_only = (*plain)->recache(1, kMessage, 1700000000);
+  ASSERT_TRUE(summary_only);
+  EXPECT_EQ(summary_only->summary.bodystructure, expected->bodystructure);
 }
 
 TEST(MailboxHub, DeleteRemovesTheFilesWithoutHoldingTheUsersLock) {
