@@ -17,10 +17,11 @@ const char* to_string(AuthOutcome outcome) {
   return "?";
 }
 
-std::unique_ptr<Directory> make_directory(const DirectoryConfig& config, event_base* base) {
+std::unique_ptr<Directory> make_directory(const DirectoryConfig& config, event_base* base,
+                                          std::optional<Offload> offload) {
   switch (config.backend) {
     case DirectoryBackend::kLdap: return std::make_unique<LdapDirectory>(base, config);
-    case DirectoryBackend::kFile: return std::make_unique<FileDirectory>(base, config.users, config.status);
+    case DirectoryBackend::kFile: return std::make_unique<FileDirectory>(base, config.users, config.status, std::move(offload));
   }
   return nullptr;
 }

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +17,10 @@
 #include "directory/directory.h"
 
 struct event_base;
+
+namespace basalt {
+class ThreadPool;
+}
 
 namespace basalt::directory {
 
@@ -75,8 +81,17 @@ struct DirectoryConfig {
 Result<DirectoryConfig> parse_directory_config(const toml::table& directory_table,
                                                const std::string& base_dir);
 
+// Where a directory runs checks that are slow by design (the file directory's {CRYPT} hashes
+// cost milliseconds) and how their results get back to its loop: never on the loop itself.
+struct Offload {
+  ThreadPool& pool;
+  std::function<void(std::function<void()>)> to_loop;  // thread-safe; runs the task on the loop
+};
+
 // Builds the configured implementation on `base`. Call it on (or before starting) the loop's
-// thread; the Directory must be used and destroyed on that loop only.
-std::unique_ptr<Directory> make_directory(const DirectoryConfig& config, event_base* base);
+// thread; the Directory must be used and destroyed on that loop only. Without `offload`
+// (command-line tools) slow checks run on the calling thread.
+std::unique_ptr<Directory> make_directory(const DirectoryConfig& config, event_base* base,
+                                          std::optional<Offload> offload = std::nullopt);
 
 }  // namespace basalt::directory

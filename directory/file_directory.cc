@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/sasl.h"
+#include "common/thread_pool.h"
 #include "directory/ldap_escape.h"
 
 namespace basalt::directory {
@@ -73,17 +75,47 @@ const FileUser* UserTable::find(std::string_view name) const {
   return it == users_.end() ? nullptr : &it->second;
 }
 
-FileDirectory::FileDirectory(event_base* base, std::shared_ptr<const UserTable> users, StatusRules status)
-    : users_(std::move(users)), status_(std::move(status)), completions_(base) {}
+FileDirectory::FileDirectory(event_base* base, std::shared_ptr<const UserTable> users, StatusRules status,
+                             std::optional<Offload> offload)
+    : users_(std::move(users)), status_(std::move(status)), offload_(std::move(offload)), completions_(base) {}
+
+FileDirectory::~FileDirectory() { *alive_ = false; }
 
 void FileDirectory::authenticate(std::string_view user, std::string_view secret, AuthCallback done) {
-  AuthResult result = check(user, secret);
+  if (offload_check(user, secret, done)) return;
+  deliver(check(users_.get(), status_, user, secret), std::move(done), user);
+}
+
+void FileDirectory::deliver(AuthResult result, AuthCallback done, std::string_view user) {
   logger("directory")->debug("file auth user={} outcome={} detail={}", validate_user_name(user) ? std::string(user) : "<invalid>",
                              to_string(result.outcome), result.detail);
   completions_.post(std::move(done), std::move(result));
 }
 
-AuthResult FileDirectory::check(std::string_view user, std::string_view secret) const {
+// The table and rules travel with the job, so a reload that replaces this directory cannot
+// pull them from under it. False when the check is cheap, there is no pool or its queue is full
+// (then it runs here: slower for the loop, but never a refused login).
+bool FileDirectory::offload_check(std::string_view user, std::string_view secret, AuthCallback& done) {
+  const FileUser* entry = users_ ? users_->find(user) : nullptr;
+  if (!offload_ || !entry || entry->password.scheme != PasswordScheme::kCrypt) return false;
+  std::weak_ptr<bool> alive = alive_;
+  auto job = [this, alive, to_loop = offload_->to_loop, users = users_, status = status_, user = std::string(user),
+              secret = std::string(secret), done]() mutable {
+    AuthResult result = check(users.get(), status, user, secret);
+    sasl::wipe(secret);
+    to_loop([this, alive, result = std::move(result), user = std::move(user), done = std::move(done)]() mutable {
+      if (alive.expired()) return;
+      --offloaded_;
+      deliver(std::move(result), std::move(done), user);
+    });
+  };
+  if (!offload_->pool.post(std::move(job), 4096)) return false;
+  ++offloaded_;
+  return true;
+}
+
+AuthResult FileDirectory::check(const UserTable* users, const StatusRules& status, std::string_view user,
+                                 std::string_view secret) {
   AuthResult result;
   result.outcome = AuthOutcome::kBadCredentials;
   if (auto valid = validate_user_name(user); !valid) {
@@ -94,7 +126,7 @@ AuthResult FileDirectory::check(std::string_view user, std::string_view secret) 
     result.detail = "empty password";
     return result;
   }
-  const FileUser* entry = users_ ? users_->find(user) : nullptr;
+  const FileUser* entry = users ? users->find(user) : nullptr;
   if (!entry) {
     result.detail = "unknown user";
     return result;
@@ -104,7 +136,7 @@ AuthResult FileDirectory::check(std::string_view user, std::string_view secret) 
     return result;
   }
   result.route = UserRoute{entry->name, "", entry->shard, entry->status};
-  result.outcome = status_.classify(entry->status);
+  result.outcome = status.classify(entry->status);
   result.detail = result.outcome == AuthOutcome::kOk ? "" : "status '" + entry->status + "'";
   return result;
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -46,19 +47,28 @@ class UserTable {
 
 class FileDirectory final : public Directory {
  public:
-  FileDirectory(event_base* base, std::shared_ptr<const UserTable> users, StatusRules status);
+  FileDirectory(event_base* base, std::shared_ptr<const UserTable> users, StatusRules status,
+                std::optional<Offload> offload = std::nullopt);
+  ~FileDirectory() override;
 
-  // Verifies on the calling thread (crypt(3) schemes cost a few milliseconds by design) and
-  // delivers the result from the loop.
+  // A {CRYPT} hash (milliseconds by design) is checked on the offload pool when there is one,
+  // anything else on the calling thread; the result is always delivered from the loop.
   void authenticate(std::string_view user, std::string_view secret, AuthCallback done) override;
-  size_t pending() const override { return completions_.size(); }
+  size_t pending() const override { return completions_.size() + offloaded_; }
 
  private:
-  AuthResult check(std::string_view user, std::string_view secret) const;
+  static AuthResult check(const UserTable* users, const StatusRules& status, std::string_view user,
+                          std::string_view secret);
+  bool offload_check(std::string_view user, std::string_view secret, AuthCallback& done);
+  void deliver(AuthResult result, AuthCallback done, std::string_view user);
 
   std::shared_ptr<const UserTable> users_;
   StatusRules status_;
+  std::optional<Offload> offload_;
   CompletionQueue completions_;
+  size_t offloaded_ = 0;  // checks running on the pool
+  // Read on the loop only: a pool result that comes back after the directory is gone is dropped.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace basalt::directory

@@ -48,7 +48,7 @@ Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
   if (!base_) return make_error("event_base_new failed");
   reaper_ = event_new(base_.get(), -1, 0, on_reap, this);
   tasks_ = std::make_unique<LoopTasks>(base_.get());
-  directory_ = directory::make_directory(config_->directory, base_.get());
+  directory_ = directory::make_directory(config_->directory, base_.get(), offload());
   if (!directory_) return make_error("cannot create the directory");
   for (const auto& socket : sockets) {
     auto acceptor = std::make_unique<Acceptor>();
@@ -155,7 +155,7 @@ void Worker::reload(std::shared_ptr<const ProxyConfig> config, std::shared_ptr<c
   config_ = std::move(config);
   tls_ = std::move(tls);
   retired_directories_.push_back(std::move(directory_));
-  directory_ = directory::make_directory(config_->directory, base_.get());
+  directory_ = directory::make_directory(config_->directory, base_.get(), offload());
   event_active(reaper_, EV_TIMEOUT, 0);
 }
 

@@ -98,6 +98,9 @@ class Worker {
   void wait_for_header(evutil_socket_t fd, Protocol protocol, const SocketAddress& peer, const SocketAddress& local);
   void drop_header_wait(HeaderWait* wait, bool close_fd);
   static void on_reap(evutil_socket_t, short, void* arg);
+  directory::Offload offload() {
+    return {pool_, [this](std::function<void()> task) { post(std::move(task)); }};
+  }
 
   const unsigned index_;
   std::shared_ptr<const ProxyConfig> config_;

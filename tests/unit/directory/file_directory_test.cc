@@ -1,6 +1,12 @@
 #include "directory/file_directory.h"
 
+#include <event2/thread.h>
 #include <gtest/gtest.h>
+
+#include <future>
+
+#include "common/loop_tasks.h"
+#include "common/thread_pool.h"
 
 #include "test_util.h"
 
@@ -148,6 +154,66 @@ TEST_F(FileDirectoryTest, CallbackMayDestroyTheDirectory) {
   directory_->authenticate("ssha", "open sesame", [&](AuthResult) { ++calls; });
   testing::run_for(base_.get(), std::chrono::milliseconds(20));
   EXPECT_EQ(calls, 1);
+}
+
+// With a pool, {CRYPT} checks run there (a blocked pool holds exactly those results back) and
+// the cheap schemes stay on the loop; results still arrive from the loop, and never after the
+// directory is gone.
+class OffloadedFileDirectoryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { evthread_use_pthreads(); }  // LoopTasks needs it before the base
+  void SetUp() override {
+    auto table = UserTable::parse(toml::parse(kUsers), "users.toml");
+    ASSERT_TRUE(table) << table.error().message;
+    tasks_ = std::make_unique<LoopTasks>(base_.get());
+    directory_ = std::make_unique<FileDirectory>(
+        base_.get(), *table, StatusRules{}, Offload{pool_, [this](std::function<void()> t) { tasks_->post(std::move(t)); }});
+    ASSERT_TRUE(pool_.post([gate = gate_.get_future().share()] { gate.wait(); }));  // holds the only pool thread
+  }
+  void TearDown() override { open_gate(); }
+  void open_gate() {
+    if (!opened_) gate_.set_value();
+    opened_ = true;
+  }
+
+  EventBase base_{event_base_new()};
+  std::unique_ptr<LoopTasks> tasks_;
+  ThreadPool pool_{1};
+  std::promise<void> gate_;
+  bool opened_ = false;
+  std::unique_ptr<FileDirectory> directory_;
+};
+
+TEST_F(OffloadedFileDirectoryTest, CryptChecksRunOnThePool) {
+  std::optional<AuthResult> crypt_ok, crypt_wrong, plain;
+  directory_->authenticate("sha512crypt", "open sesame", [&](AuthResult r) { crypt_ok = std::move(r); });
+  directory_->authenticate("yescrypt", "open sesamE", [&](AuthResult r) { crypt_wrong = std::move(r); });
+  directory_->authenticate("plain", "open sesame", [&](AuthResult r) { plain = std::move(r); });
+  EXPECT_EQ(directory_->pending(), 3u);
+  run_until(base_.get(), plain);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->outcome, AuthOutcome::kOk);
+  testing::run_for(base_.get(), std::chrono::milliseconds(50));
+  EXPECT_FALSE(crypt_ok || crypt_wrong) << "a crypt check ran without the pool";
+  EXPECT_EQ(directory_->pending(), 2u);  // a reload keeps this directory until they are done
+  open_gate();
+  run_until(base_.get(), crypt_ok);
+  run_until(base_.get(), crypt_wrong);
+  ASSERT_TRUE(crypt_ok && crypt_wrong);
+  EXPECT_EQ(crypt_ok->outcome, AuthOutcome::kOk) << crypt_ok->detail;
+  EXPECT_EQ(crypt_ok->route.shard, "a");
+  EXPECT_EQ(crypt_wrong->outcome, AuthOutcome::kBadCredentials);
+  EXPECT_EQ(crypt_wrong->detail, "wrong password");
+  EXPECT_EQ(directory_->pending(), 0u);
+}
+
+TEST_F(OffloadedFileDirectoryTest, NoCallbackWhenDestroyedWhileThePoolChecks) {
+  bool called = false;
+  directory_->authenticate("sha512crypt", "open sesame", [&](AuthResult) { called = true; });
+  directory_.reset();
+  open_gate();
+  testing::run_for(base_.get(), std::chrono::milliseconds(100));
+  EXPECT_FALSE(called);
 }
 
 void expect_load_error(const std::string& text, const std::string& needle) {
