@@ -1,5 +1,5 @@
-"""Real clients against basalt-store directly, and crash safety of APPEND: mbsync (isync)
-syncing both ways and then again with nothing to do; kill -9 of the store while clients
+"""Real clients against basalt-store, directly and through basalt-proxy, and crash safety of
+APPEND: mbsync (isync) syncing both ways and then again with nothing to do; kill -9 of the store while clients
 APPEND, in a loop: every acknowledged message survives intact, nothing half-written shows,
 UIDs never go backwards."""
 
@@ -20,7 +20,18 @@ import basalt_cluster as bc
 
 @pytest.fixture
 def store(make_store):
-    return make_store(services=("lmtp", "imap"))
+    return make_store(services=("lmtp", "imap"), masters={"proxy": "pw"})
+
+
+@pytest.fixture(params=["direct", "proxy"])
+def imap_port(request, store, tmp_path, proxy_binary):
+    """Where a client connects: the store itself, or basalt-proxy in front of it (master login)."""
+    if request.param == "direct":
+        return store.port("imap")
+    proxy, port = bc.store_proxy(tmp_path / "proxy", proxy_binary, store, "imap", {"alice": "a"})
+    proxy.start()
+    request.addfinalizer(proxy.stop)
+    return port
 
 
 def imap(store) -> imaplib.IMAP4:
@@ -96,10 +107,10 @@ def server_summary(store, mailbox: str = "INBOX") -> list[tuple[str, bytes]]:
     return sorted(out, key=lambda x: x[1])
 
 
-def test_mbsync_both_ways_then_nothing_to_do(store, tmp_path):
+def test_mbsync_both_ways_then_nothing_to_do(store, imap_port, tmp_path):
     for i in range(3):
         deliver(store, f"Server message {i}")
-    rc, maildir = write_mbsyncrc(tmp_path, store.port("imap"))
+    rc, maildir = write_mbsyncrc(tmp_path, imap_port)
     mbsync(rc)
     local = maildir_messages(maildir / "INBOX")
     assert len(local) == 3

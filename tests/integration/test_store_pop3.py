@@ -458,9 +458,9 @@ def test_pipelined_commands(store):
 # ---------------------------------------------------------------- real clients
 
 
-def run_fetchmail(store: Store, home: Path, out: Path) -> subprocess.CompletedProcess:
+def run_fetchmail(port: int, home: Path, out: Path) -> subprocess.CompletedProcess:
     rc = home / ".fetchmailrc"
-    rc.write_text(f'poll {bc.LOOPBACK} port {store.port("pop3")} protocol pop3 uidl\n'
+    rc.write_text(f'poll {bc.LOOPBACK} port {port} protocol pop3 uidl\n'
                   f'  username alice password a is alice here\n'
                   f'  keep sslproto "" mda "cat >> {out}"\n')
     rc.chmod(0o600)
@@ -469,19 +469,32 @@ def run_fetchmail(store: Store, home: Path, out: Path) -> subprocess.CompletedPr
                            "-i", str(home / "fetchids")], env=env, capture_output=True, timeout=60)
 
 
-def test_fetchmail_uidl_keep_mode(store, tmp_path):
+@pytest.mark.parametrize("via", ["direct", "proxy"])
+def test_fetchmail_uidl_keep_mode(store, tmp_path, proxy_binary, via):
     three_messages(store)
+    port = store.port("pop3")
+    if via == "proxy":  # UIDs must be the same through basalt-proxy (master login)
+        proxy, port = bc.store_proxy(tmp_path / "proxy", proxy_binary, store, "pop3", {"alice": "a"})
+        proxy.start()
     home = tmp_path / "fm"
     home.mkdir()
     out = tmp_path / "fetched.mbox"
-    r = run_fetchmail(store, home, out)
+    try:
+        fetchmail_keep_mode(store, port, home, out)
+    finally:
+        if via == "proxy":
+            proxy.stop()
+
+
+def fetchmail_keep_mode(store: Store, port: int, home: Path, out: Path) -> None:
+    r = run_fetchmail(port, home, out)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     assert out.read_bytes().count(b"Subject: ") == 3
-    r = run_fetchmail(store, home, out)
+    r = run_fetchmail(port, home, out)
     assert r.returncode == 1, r.stdout.decode() + r.stderr.decode()  # 1: no new mail
     assert out.read_bytes().count(b"Subject: ") == 3
     store.deliver("alice", bc.make_message("fourth"))
-    r = run_fetchmail(store, home, out)
+    r = run_fetchmail(port, home, out)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     text = out.read_bytes()
     assert text.count(b"Subject: ") == 4 and text.count(b"Subject: fourth") == 1
