@@ -10,9 +10,20 @@
 namespace basalt::directory {
 namespace {
 
+// An optional non-negative integer key (quota_bytes, quota_messages).
+Result<void> read_count(const toml::table& entry, const char* key, std::optional<uint64_t>& out) {
+  const toml::node* node = entry.get(key);
+  if (!node) return {};
+  const toml::value<int64_t>* v = node->as_integer();
+  if (!v || v->get() < 0) return make_error(std::string("'") + key + "' must be a non-negative integer");
+  out = static_cast<uint64_t>(v->get());
+  return {};
+}
+
 Result<FileUser> parse_user(const toml::table& entry) {
+  static constexpr std::string_view kKeys[] = {"name", "password", "shard", "status", "quota_bytes", "quota_messages"};
   for (const auto& [key, value] : entry) {
-    if (key != "name" && key != "password" && key != "shard" && key != "status") {
+    if (std::find(std::begin(kKeys), std::end(kKeys), key.str()) == std::end(kKeys)) {
       return make_error("unknown key '" + std::string(key.str()) + "'");
     }
   }
@@ -33,6 +44,8 @@ Result<FileUser> parse_user(const toml::table& entry) {
   user.password = std::move(*password);
   user.shard = *text("shard");
   user.status = text("status").value_or("");
+  if (auto r = read_count(entry, "quota_bytes", user.quota_bytes); !r) return r.error();
+  if (auto r = read_count(entry, "quota_messages", user.quota_messages); !r) return r.error();
   return user;
 }
 

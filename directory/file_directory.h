@@ -6,8 +6,11 @@
 //   password = "{SSHA512}..."   # {PLAIN} {SSHA} {SSHA256} {SSHA512} {CRYPT}
 //   shard = "a"
 //   status = "active"           # optional
+//   quota_bytes = 1073741824    # optional, basalt-store only: overrides [quota] storage_bytes
+//   quota_messages = 100000     # optional, basalt-store only: overrides [quota] messages
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +32,9 @@ struct FileUser {
   StoredPassword password;
   std::string shard;
   std::string status;
+  // basalt-store quotas; unset = the store's [quota] default, 0 = unlimited. The proxy ignores them.
+  std::optional<uint64_t> quota_bytes;
+  std::optional<uint64_t> quota_messages;
 };
 
 // Immutable once loaded; one table may be shared by the directories of several loops.

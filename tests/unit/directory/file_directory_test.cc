@@ -238,6 +238,29 @@ TEST(UserTable, LoadErrorsNameFileAndEntry) {
   expect_load_error("[users]\n", "unknown top-level key 'users'");
 }
 
+TEST(UserTable, QuotaKeysAreOptionalNonNegativeIntegers) {
+  auto table = UserTable::parse(toml::parse("[[user]]\nname = \"a\"\npassword = \"{PLAIN}x\"\nshard = \"s\"\n"
+                                            "quota_bytes = 1000\nquota_messages = 0\n"
+                                            "[[user]]\nname = \"b\"\npassword = \"{PLAIN}x\"\nshard = \"s\"\n"),
+                                "users.toml");
+  ASSERT_TRUE(table) << table.error().message;
+  const FileUser* a = (*table)->find("a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->quota_bytes, std::optional<uint64_t>(1000));
+  EXPECT_EQ(a->quota_messages, std::optional<uint64_t>(0));  // 0: unlimited for this user
+  const FileUser* b = (*table)->find("b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_FALSE(b->quota_bytes);  // unset: the store's default applies
+  EXPECT_FALSE(b->quota_messages);
+  const std::string ok = "[[user]]\nname = \"a\"\npassword = \"{PLAIN}x\"\nshard = \"s\"\n";
+  expect_load_error(ok + "[[user]]\nname = \"b\"\npassword = \"{PLAIN}x\"\nshard = \"s\"\nquota_bytes = \"1G\"\n",
+                    "users.toml: user[1] (line 5): 'quota_bytes' must be a non-negative integer");
+  expect_load_error(ok + "quota_bytes = -1\n", "user[0] (line 1): 'quota_bytes' must be a non-negative integer");
+  expect_load_error(ok + "quota_messages = 1.5\n", "user[0] (line 1): 'quota_messages' must be a non-negative integer");
+  expect_load_error(ok + "quota_messages = true\n", "'quota_messages' must be a non-negative integer");
+  expect_load_error(ok + "quota = 5\n", "unknown key 'quota'");
+}
+
 TEST(UserTable, MissingFileAndSyntaxErrors) {
   testing::TempDir dir;
   auto missing = UserTable::load(dir.path() + "/nope.toml");
