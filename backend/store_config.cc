@@ -148,7 +148,18 @@ Result<void> parse_tls(const toml::table& t, const std::string& base, StoreConfi
   return {};
 }
 
-// The optional tables after [store]: [imap] [pop3] [auth] [tls].
+Result<void> parse_quota(const toml::table& t, StoreConfig& c) {
+  if (auto r = check_keys(t, "quota", {"storage_bytes", "messages"}); !r) return r;
+  int64_t bytes = 0, messages = 0;
+  for (auto r : {read_key(t, "quota", "storage_bytes", bytes), read_key(t, "quota", "messages", messages)}) {
+    if (!r) return r;
+  }
+  if (bytes < 0 || messages < 0) return make_error("quota.storage_bytes / messages: 0 (unlimited) or more");
+  c.quota = QuotaLimits{static_cast<uint64_t>(bytes), static_cast<uint64_t>(messages)};
+  return {};
+}
+
+// The optional tables after [store]: [imap] [pop3] [auth] [tls] [quota].
 Result<void> parse_optional_tables(const toml::table& root, const std::string& base, StoreConfig& c) {
   if (const toml::table* t = root["imap"].as_table()) {
     if (auto r = parse_service(*t, "imap", 143, c.imap, &c.max_append_size); !r) return r;
@@ -161,6 +172,10 @@ Result<void> parse_optional_tables(const toml::table& root, const std::string& b
   }
   if (const toml::table* t = root["tls"].as_table()) {
     if (auto r = parse_tls(*t, base, c); !r) return r;
+  }
+  if (const toml::node* n = root.get("quota")) {
+    if (!n->as_table()) return make_error("quota: must be a table ([quota])");
+    if (auto r = parse_quota(*n->as_table(), c); !r) return r;
   }
   return {};
 }
@@ -176,7 +191,7 @@ Result<StoreConfig> load_store_config(const std::string& path) {
   }
   StoreConfig c;
   std::string base = std::filesystem::path(path).parent_path().string();
-  if (auto r = check_keys(root, "", {"log", "store", "imap", "pop3", "auth", "tls"}); !r) return r.error();
+  if (auto r = check_keys(root, "", {"log", "store", "imap", "pop3", "auth", "tls", "quota"}); !r) return r.error();
   if (const toml::table* log = root["log"].as_table()) {
     if (auto r = read_key(*log, "log", "level", c.log_level); !r) return r.error();
   }
@@ -188,6 +203,15 @@ Result<StoreConfig> load_store_config(const std::string& path) {
   if (!users) return make_error("store.users_file: " + users.error().message);
   c.users = *users;
   return c;
+}
+
+QuotaLimits quota_of(const StoreConfig& c, std::string_view user) {
+  QuotaLimits limits = c.quota;
+  const directory::FileUser* u = c.users ? c.users->find(user) : nullptr;
+  if (!u) return limits;
+  limits.bytes = u->quota_bytes.value_or(limits.bytes);
+  limits.messages = u->quota_messages.value_or(limits.messages);
+  return limits;
 }
 
 }  // namespace basalt::store

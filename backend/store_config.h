@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "backend/quota.h"
 #include "common/net.h"
 #include "common/result.h"
 #include "common/tls.h"
@@ -55,9 +57,15 @@ struct StoreConfig {
   // [tls] (optional): STARTTLS / STLS are offered when set
   bool tls_enabled = false;
   TlsSettings tls;
+  // [quota] storage_bytes / messages: every user's limits unless the users file overrides them
+  QuotaLimits quota;
   std::shared_ptr<const directory::UserTable> users;
 };
 
 Result<StoreConfig> load_store_config(const std::string& path);
+
+// The limits of `user` (a users-file name): its quota_bytes / quota_messages where set, else
+// the [quota] defaults. Immutable data only: safe on event loops and from any thread.
+QuotaLimits quota_of(const StoreConfig& c, std::string_view user);
 
 }  // namespace basalt::store

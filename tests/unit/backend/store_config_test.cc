@@ -89,5 +89,51 @@ TEST(StoreConfig, ServiceAndAuthErrors) {
   EXPECT_FALSE(load(tmp, kRequired + "[smtp]\nlisten = \"127.0.0.1:25\"\n"));
 }
 
+TEST(StoreConfig, QuotaDefaultsAndPerUserOverrides) {
+  TempDir tmp;
+  auto none = load(tmp, kRequired);
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_TRUE(none->quota.unlimited());  // no [quota]: nobody is limited
+  EXPECT_TRUE(quota_of(*none, "alice").unlimited());
+  write_bytes(tmp.sub("users.toml"),
+              std::string(kUsers) +
+                  "[[user]]\nname = \"big\"\npassword = \"{PLAIN}x\"\nshard = \"a\"\nquota_bytes = 5000000\n"
+                  "[[user]]\nname = \"free\"\npassword = \"{PLAIN}x\"\nshard = \"a\"\nquota_bytes = 0\n"
+                  "quota_messages = 0\n");
+  write_bytes(tmp.sub("store.toml"), "[store]\n" + kRequired + "[quota]\nstorage_bytes = 1000000\nmessages = 500\n");
+  auto c = load_store_config(tmp.sub("store.toml"));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->quota, (QuotaLimits{1000000, 500}));
+  EXPECT_EQ(quota_of(*c, "alice"), (QuotaLimits{1000000, 500}));  // the defaults
+  EXPECT_EQ(quota_of(*c, "big"), (QuotaLimits{5000000, 500}));    // bytes overridden, messages default
+  EXPECT_TRUE(quota_of(*c, "free").unlimited());                   // 0 = unlimited for that user
+  EXPECT_EQ(quota_of(*c, "nobody"), (QuotaLimits{1000000, 500}));
+}
+
+TEST(StoreConfig, QuotaErrors) {
+  TempDir tmp;
+  auto expect_error = [&](const std::string& extra, const std::string& needle) {
+    auto c = load(tmp, kRequired + extra);
+    ASSERT_FALSE(c) << extra;
+    EXPECT_NE(c.error().message.find(needle), std::string::npos) << c.error().message;
+  };
+  expect_error("[quota]\nstorage_bytes = -1\n", "quota.storage_bytes / messages: 0 (unlimited) or more");
+  expect_error("[quota]\nmessages = -5\n", "quota.storage_bytes / messages");
+  expect_error("[quota]\nstorage_bytes = \"1G\"\n", "quota.storage_bytes: wrong type");
+  expect_error("[quota]\nmessages = 2.5\n", "quota.messages: wrong type");
+  expect_error("[quota]\nbytes = 1\n", "quota.bytes: unknown key");
+  write_bytes(tmp.sub("store.toml"), "quota = 5\n[store]\n" + kRequired);
+  auto scalar = load_store_config(tmp.sub("store.toml"));
+  ASSERT_FALSE(scalar);
+  EXPECT_NE(scalar.error().message.find("quota: must be a table"), std::string::npos) << scalar.error().message;
+  write_bytes(tmp.sub("users.toml"), std::string(kUsers) + "quota_bytes = \"lots\"\n");
+  write_bytes(tmp.sub("store.toml"), "[store]\n" + kRequired);
+  auto users = load_store_config(tmp.sub("store.toml"));
+  ASSERT_FALSE(users);
+  EXPECT_NE(users.error().message.find("user[0] (line 1): 'quota_bytes' must be a non-negative integer"),
+            std::string::npos)
+      << users.error().message;
+}
+
 }  // namespace
 }  // namespace basalt::store
