@@ -14,7 +14,7 @@ Result<Delivered> Deliverer::deliver(std::string_view user, std::string_view mes
 
 std::string with_return_path(std::string_view sender, std::string_view message) {
   std::string out;
-  out.reserve(message.size() + sender.size() + 18);
+  out.reserve(message.size() + return_path_bytes(sender));
   out.append("Return-Path: <").append(sender).append(">\r\n").append(message);
   return out;
 }

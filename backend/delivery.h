@@ -38,7 +38,13 @@ class Deliverer {
  public:
   explicit Deliverer(MailboxHub& hub) : hub_(hub) {}
 
+  // Over the user's quota: kHubOverQuota, nothing stored.
   Result<Delivered> deliver(std::string_view user, std::string_view message, int64_t internal_date);
+  // Loop-safe: whether the user has a quota (RCPT then asks admit() on the pool).
+  bool has_quota(std::string_view user) const { return !hub_.quota_limits(user).unlimited(); }
+  // Blocking: whether one message of `bytes` (as stored) fits in the user's quota now;
+  // kHubOverQuota if not.
+  Result<void> admit(std::string_view user, uint64_t bytes) { return hub_.check_quota(user, bytes, 1); }
 
   uint64_t cache_failures() const { return cache_failures_.load(); }
 
@@ -49,5 +55,7 @@ class Deliverer {
 
 // "Return-Path: <sender>\r\n" + message: what final delivery stores (RFC 5321 4.4).
 std::string with_return_path(std::string_view sender, std::string_view message);
+// The bytes with_return_path() adds.
+inline size_t return_path_bytes(std::string_view sender) { return sender.size() + 17; }
 
 }  // namespace basalt::store

@@ -38,6 +38,9 @@ namespace basalt::store {
 
 struct CopyOutcome;
 
+// The tagged "NO [code] text" for a hub error (see HubErrc; imap_session_mailbox.cc).
+std::string imap_hub_error(const Error& e);
+
 class ImapSession : public Connection {
  public:
   enum class State { kNotAuthenticated, kAuthenticated, kSelected, kLogout };

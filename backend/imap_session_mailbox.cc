@@ -16,8 +16,9 @@ namespace {
 
 auto log() { return logger("store"); }
 
-// The response code and text for a hub error (see HubErrc).
-std::string hub_error(const Error& e) {
+}  // namespace
+
+std::string imap_hub_error(const Error& e) {
   switch (e.code) {
     case kHubNoSuchMailbox: return "NO [NONEXISTENT] Mailbox doesn't exist.";
     case kHubExists: return "NO [ALREADYEXISTS] Mailbox already exists.";
@@ -25,9 +26,12 @@ std::string hub_error(const Error& e) {
     case kHubNotAllowed: return "NO [CANNOT] Operation not allowed on this mailbox.";
     case kHubNoSuchMessage: return "NO [EXPUNGEISSUED] Message was expunged.";
     case kHubLimit: return "NO [LIMIT] Limit exceeded.";
+    case kHubOverQuota: return "NO [OVERQUOTA] Quota exceeded.";  // RFC 5530
     default: return "NO [SERVERBUG] Internal error, see the server log.";
   }
 }
+
+namespace {
 
 struct Opened {
   std::shared_ptr<Mailbox> box;
@@ -62,7 +66,7 @@ std::string mailbox_arg(const basalt::imap::Arg& arg) {
 }  // namespace
 
 void ImapSession::hub_reply(const std::string& tag, const Result<void>& r, std::string_view ok_text) {
-  if (!r) return finish(tag, hub_error(r.error()), Sync::kFull);
+  if (!r) return finish(tag, imap_hub_error(r.error()), Sync::kFull);
   finish(tag, "OK " + std::string(ok_text), Sync::kFull);
 }
 
@@ -84,7 +88,7 @@ void ImapSession::cmd_select(Command& cmd) {
   std::string user = user_, tag = cmd.tag;
   run([hub, user, name, examine] { return open_mailbox(*hub, user, name, examine); },
       [tag, name, examine](ImapSession& s, Opened r) {
-        if (r.error) return s.no(tag, hub_error(*r.error).substr(3));
+        if (r.error) return s.no(tag, imap_hub_error(*r.error).substr(3));
         s.mailbox_ = r.box;
         s.mailbox_name_ = name;
         s.read_only_ = examine;
@@ -238,8 +242,8 @@ void ImapSession::cmd_list(Command& cmd) {
   std::string user = user_;
   run([hub, user] { return Listed{hub->list(user), hub->subscriptions(user)}; },
       [verb, tag, pattern](ImapSession& s, Listed l) {
-        if (!l.boxes) return s.finish(tag, hub_error(l.boxes.error()), Sync::kFull);
-        if (!l.subscriptions) return s.finish(tag, hub_error(l.subscriptions.error()), Sync::kFull);
+        if (!l.boxes) return s.finish(tag, imap_hub_error(l.boxes.error()), Sync::kFull);
+        if (!l.subscriptions) return s.finish(tag, imap_hub_error(l.subscriptions.error()), Sync::kFull);
         s.send(list_lines(verb, l, pattern));
         s.finish(tag, "OK " + verb + " completed.", Sync::kFull);
       });
@@ -262,7 +266,7 @@ void ImapSession::cmd_status(Command& cmd) {
   std::string user = user_, tag = cmd.tag, name = mailbox_arg(cmd.args[0]);
   run([hub, user, name] { return hub->status(user, name); },
       [tag, name, items](ImapSession& s, Result<MailboxStatus> st) {
-        if (!st) return s.finish(tag, hub_error(st.error()), Sync::kFull);
+        if (!st) return s.finish(tag, imap_hub_error(st.error()), Sync::kFull);
         std::string out;
         for (const std::string& item : items) {
           uint64_t v = item == "MESSAGES" ? st->messages : item == "RECENT" ? st->recent
@@ -314,7 +318,7 @@ void ImapSession::cmd_append(Command& cmd) {
       },
       [tag](ImapSession& s, Result<AppendResult> r) {
         if (!r && r.error().code == kHubNoSuchMailbox) return s.no(tag, "[TRYCREATE] Mailbox doesn't exist.");
-        if (!r) return s.finish(tag, hub_error(r.error()), Sync::kFull);
+        if (!r) return s.finish(tag, imap_hub_error(r.error()), Sync::kFull);
         s.finish(tag, "OK [APPENDUID " + std::to_string(r->uidvalidity) + " " + std::to_string(r->uids.at(0)) +
                           "] APPEND completed.", Sync::kFull);
       });

@@ -315,7 +315,8 @@ struct CopyOutcome {
 namespace {
 
 // Appends one batch of copies; the blobs are read here, the internal dates and flags kept.
-Result<void> copy_batch(Mailbox& src, Mailbox& dest, std::span<const MessageMeta> metas, CopyOutcome& out) {
+Result<void> copy_batch(Mailbox& src, Mailbox& dest, std::span<const MessageMeta> metas, QuotaCheck quota,
+                        CopyOutcome& out) {
   std::vector<std::string> raws;
   std::vector<AppendRequest> requests;
   raws.reserve(metas.size());
@@ -328,7 +329,7 @@ Result<void> copy_batch(Mailbox& src, Mailbox& dest, std::span<const MessageMeta
     int16_t tz = cached && *cached ? (**cached).internal_date.tz_offset_minutes : 0;
     requests.push_back(AppendRequest{raws.back(), m.internal_date, tz, m.flags, m.keywords});
   }
-  auto r = dest.append(requests);
+  auto r = dest.append(requests, quota);
   if (!r) return r.error();
   out.uidvalidity = r->uidvalidity;
   out.copied.insert(out.copied.end(), r->uids.begin(), r->uids.end());
@@ -337,7 +338,8 @@ Result<void> copy_batch(Mailbox& src, Mailbox& dest, std::span<const MessageMeta
 }
 
 // Copies in batches; on failure the copies made so far are expunged again, so COPY is all or
-// nothing (RFC 3501 6.4.7). MOVE then expunges the originals (RFC 6851).
+// nothing (RFC 3501 6.4.7). MOVE then expunges the originals (RFC 6851); its copies skip the
+// quota check, since the user's usage is back where it was once the move is done.
 CopyOutcome copy_messages(MailboxHub& hub, const std::string& user, const std::string& dest_name, Mailbox& src,
                           const std::vector<MessageMeta>& metas, bool move) {
   CopyOutcome out;
@@ -350,7 +352,8 @@ CopyOutcome copy_messages(MailboxHub& hub, const std::string& user, const std::s
     size_t j = i;
     uint64_t bytes = 0;
     while (j < metas.size() && (j == i || bytes + metas[j].size <= kCopyBatchBytes)) bytes += metas[j++].size;
-    if (auto r = copy_batch(src, **dest, std::span(metas).subspan(i, j - i), out); !r) {
+    QuotaCheck quota = move ? QuotaCheck::kSkip : QuotaCheck::kEnforce;
+    if (auto r = copy_batch(src, **dest, std::span(metas).subspan(i, j - i), quota, out); !r) {
       if (!out.copied.empty()) (void)(*dest)->expunge(out.copied);
       out.error = r.error();
       return out;
@@ -387,6 +390,7 @@ void ImapSession::cmd_copy(Command& cmd) {
 void ImapSession::copy_done(const std::string& tag, bool move, const CopyOutcome& out) {
   spool_bytes_ += out.spool_bytes;
   if (out.error && out.error->code == kHubNoSuchMailbox) return no(tag, "[TRYCREATE] Mailbox doesn't exist.");
+  if (out.error && out.error->code == kHubOverQuota) return finish(tag, imap_hub_error(*out.error), Sync::kFull, true);
   if (out.error) {
     log()->warn("[I{}] user={} action=copy error={}", id_, log_safe(user_), out.error->message);
     return finish(tag, "NO [SERVERBUG] Copy failed.", Sync::kFull, true);

@@ -16,7 +16,9 @@ namespace basalt::store {
 
 class LmtpServer::Session : public Connection {
  public:
-  enum class State { kGreeted, kReady, kMail, kData, kDelivering, kClosing };
+  // kChecking: a RCPT's quota check runs on the pool; kDelivering: the deliveries after DATA.
+  // Reading stops in both until the result is answered, so pipelined replies stay in order.
+  enum class State { kGreeted, kReady, kMail, kChecking, kData, kDelivering, kClosing };
 
   Session(LmtpServer& server, Listener& listener, uint64_t id, bufferevent* bev, const SocketAddress& peer)
       : Connection(listener, id, bev, peer), server_(server), peer_text_(peer.to_string()),
@@ -25,6 +27,7 @@ class LmtpServer::Session : public Connection {
   void start() override;
   void on_delivered(std::vector<std::string> replies);
   void process();
+  bool waiting() const { return state_ == State::kChecking || state_ == State::kDelivering; }
 
  private:
   struct Recipient {
@@ -40,11 +43,15 @@ class LmtpServer::Session : public Connection {
   void lhlo(const std::string& args);
   void mail(const std::string& args);
   void rcpt(const std::string& args);
+  void check_quota(std::string address, std::string user);
+  void quota_checked(const std::string& address, std::string user, const Result<void>& admitted);
+  void resume();
   void data(const std::string& args);
   void data_done();
   void bad(const char* reply);
   void reset() {
     sender_.reset();
+    declared_size_ = 0;
     recipients_.clear();
   }
   void send(std::string_view text) { bufferevent_write(bev_, text.data(), text.size()); }
@@ -57,6 +64,7 @@ class LmtpServer::Session : public Connection {
   lmtp::CommandReader commands_;
   std::optional<lmtp::DataReader> data_;
   std::optional<std::string> sender_;
+  uint64_t declared_size_ = 0;  // MAIL FROM SIZE=, 0 when not given
   std::vector<Recipient> recipients_;
   unsigned bad_commands_ = 0;
   bool output_full_ = false;  // reading paused until the client reads its replies
@@ -90,7 +98,7 @@ void LmtpServer::Session::on_write(bufferevent* bev, void* arg) {
   if (self->state_ == State::kClosing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
     return self->close("quit");
   }
-  if (self->output_full_ && self->state_ != State::kDelivering) {
+  if (self->output_full_ && !self->waiting()) {
     self->output_full_ = false;
     bufferevent_enable(bev, EV_READ);
     self->process();
@@ -109,7 +117,7 @@ void LmtpServer::Session::on_event(bufferevent*, short what, void* arg) {
 // Feeds buffered input chunk by chunk until a delivery is running, the session closes, or
 // the input is used up.
 void LmtpServer::Session::process() {
-  auto ready = [this] { return state_ != State::kDelivering && state_ != State::kClosing; };
+  auto ready = [this] { return !waiting() && state_ != State::kClosing; };
   if (drain_input(kMaxPendingOutput, ready, [this](std::string_view chunk) { return feed(chunk); })) {
     output_full_ = true;  // until the client reads its replies
     return;
@@ -177,9 +185,9 @@ void LmtpServer::Session::mail(const std::string& args) {
   if (state_ == State::kMail) return bad("503 5.5.1 Nested MAIL command\r\n");
   auto path = lmtp::parse_path_argument(args, "FROM:");
   if (!path) return bad("501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+  uint64_t size = 0;
   for (const auto& [key, value] : path->params) {
     if (key == "SIZE") {
-      uint64_t size = 0;
       auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), size);
       if (ec != std::errc() || p != value.data() + value.size()) return bad("501 5.5.4 Bad SIZE\r\n");
       if (size > server_.options_.max_message) return send("552 5.3.4 Message too big\r\n");
@@ -190,6 +198,7 @@ void LmtpServer::Session::mail(const std::string& args) {
     }
   }
   sender_ = path->address;
+  declared_size_ = size;
   set_state(State::kMail);
   send("250 2.1.0 OK\r\n");
 }
@@ -202,6 +211,7 @@ void LmtpServer::Session::rcpt(const std::string& args) {
   std::string user;
   switch (server_.policy_(path->address, user)) {
     case RcptVerdict::kAccept:
+      if (server_.deliverer_.has_quota(user)) return check_quota(std::move(path->address), std::move(user));
       recipients_.push_back({path->address, std::move(user)});
       return send("250 2.1.5 OK\r\n");
     case RcptVerdict::kUnknown:
@@ -213,6 +223,35 @@ void LmtpServer::Session::rcpt(const std::string& args) {
     case RcptVerdict::kMoving:
       return send("450 4.2.1 Mailbox is being moved, try again later\r\n");
   }
+}
+
+// A user at the quota, or whom the declared SIZE would take over it, is refused now (552 5.2.2)
+// rather than after the data; the delivery checks again, exactly.
+void LmtpServer::Session::check_quota(std::string address, std::string user) {
+  Deliverer* deliverer = &server_.deliverer_;
+  uint64_t bytes = return_path_bytes(*sender_) + declared_size_;  // the size as stored
+  auto job = [deliverer, user, bytes] { return deliverer->admit(user, bytes); };
+  auto done = [address, user](Session& s, Result<void> admitted) { s.quota_checked(address, user, admitted); };
+  if (!listener_.offload<Session>(server_.pool_, id_, std::move(job), std::move(done))) {
+    return send("451 4.3.0 Server busy, try again later\r\n");
+  }
+  set_state(State::kChecking);
+  bufferevent_disable(bev_, EV_READ);
+}
+
+void LmtpServer::Session::quota_checked(const std::string& address, std::string user, const Result<void>& admitted) {
+  set_state(State::kMail);
+  if (admitted) {
+    recipients_.push_back({address, std::move(user)});
+    send("250 2.1.5 OK\r\n");
+  } else if (admitted.error().code == kHubOverQuota) {
+    log()->info("[L{}] action=rcpt user={} result=over-quota", id_, log_safe(user));
+    send("552 5.2.2 <" + address + "> Mailbox is full\r\n");
+  } else {
+    log()->error("[L{}] action=rcpt user={} result=fail: {}", id_, log_safe(user), admitted.error().message);
+    send("451 4.3.0 <" + address + "> local error, try again later\r\n");
+  }
+  resume();
 }
 
 void LmtpServer::Session::data(const std::string& args) {
@@ -250,6 +289,9 @@ void LmtpServer::Session::data_done() {
         log()->info("[L{}] action=deliver user={} uid={} size={} result=ok", id, log_safe(r.user), done->uid,
                     message->size());
         replies.push_back("250 2.0.0 <" + r.address + "> delivered as UID " + std::to_string(done->uid) + "\r\n");
+      } else if (done.error().code == kHubOverQuota) {
+        log()->info("[L{}] action=deliver user={} size={} result=over-quota", id, log_safe(r.user), message->size());
+        replies.push_back("552 5.2.2 <" + r.address + "> Mailbox is full\r\n");
       } else {
         log()->error("[L{}] action=deliver user={} result=fail: {}", id, log_safe(r.user), done.error().message);
         replies.push_back("451 4.3.0 <" + r.address + "> local error, try again later\r\n");
@@ -270,6 +312,10 @@ void LmtpServer::Session::data_done() {
 void LmtpServer::Session::on_delivered(std::vector<std::string> replies) {
   for (const auto& r : replies) send(r);
   set_state(State::kReady);
+  resume();
+}
+
+void LmtpServer::Session::resume() {
   output_full_ = false;
   bufferevent_enable(bev_, EV_READ);
   process();  // pipelined input that arrived meanwhile

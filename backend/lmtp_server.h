@@ -3,9 +3,10 @@
 // posted back to the loop (the loop never touches the disk).
 //
 // Replies: RCPT gets one reply per recipient (250, 550 5.1.1 unknown, 550 5.2.1 disabled,
-// 451 4.3.0 not on this shard, 450 4.2.1 being moved, 452 4.5.3 too many); after the final
-// dot, one reply per accepted recipient (250 2.0.0 delivered, 451 4.3.0 failure, 552 5.3.4
-// too big). Sequencing errors are 503 5.5.1, syntax errors 501 5.5.4, unknown commands 500.
+// 451 4.3.0 not on this shard, 450 4.2.1 being moved, 452 4.5.3 too many, 552 5.2.2 over
+// quota: checked on the pool for users with a quota); after the final dot, one reply per
+// accepted recipient (250 2.0.0 delivered, 451 4.3.0 failure, 552 5.3.4 too big, 552 5.2.2
+// over quota). Sequencing errors are 503 5.5.1, syntax errors 501 5.5.4, unknown commands 500.
 #pragma once
 
 #include <event2/util.h>

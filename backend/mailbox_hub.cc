@@ -53,6 +53,25 @@ Result<MailboxState> open_state(const Spool& spool, std::string_view user, const
   return state;
 }
 
+Result<QuotaUsage> usage_of(const MailboxState& state) {
+  QuotaUsage u{0, state.messages().size()};
+  for (const MessageMeta& m : state.messages()) u.bytes += m.size;
+  return u;
+}
+
+// The usage of a mailbox nobody has open: its state log replayed (read only). A listed mailbox
+// without state is empty (see open_state).
+Result<QuotaUsage> stored_usage(const Spool& spool, std::string_view user, const MailboxInfo& info, Fsync fsync) {
+  auto dir = spool.mailbox_dir(user, info.id);
+  if (!dir) return io_error("quota: mailbox directory", user, dir.error());
+  if (!MailboxState::exists(*dir)) return QuotaUsage{};
+  StateOptions options;
+  options.fsync = fsync;
+  auto state = MailboxState::open(*dir, options);
+  if (!state) return io_error("quota: read mailbox state", user, state.error());
+  return usage_of(*state);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------- Mailbox
@@ -96,7 +115,7 @@ Result<MailboxChanges> Mailbox::changes_since(uint64_t since) const {
   return out;
 }
 
-Result<AppendResult> Mailbox::append(std::span<const AppendRequest> messages) {
+Result<AppendResult> Mailbox::append(std::span<const AppendRequest> messages, QuotaCheck quota) {
   AppendResult out;
   out.mailbox = id_;
   out.uidvalidity = uidvalidity_;
@@ -113,32 +132,7 @@ Result<AppendResult> Mailbox::append(std::span<const AppendRequest> messages) {
   }
   {
     std::lock_guard lock(entry_->mu);
-    if (auto alive = check_alive(); !alive) return alive.error();
-    const uint32_t first = state_.uidnext();
-    if (first == 0 || uint64_t{first} + messages.size() >= UINT32_MAX) {
-      return hub_error(kHubLimit, "the mailbox's UIDs are exhausted");
-    }
-    std::vector<NewMessage> batch;
-    // On failure, the blobs of this batch written so far (UIDs >= UIDNEXT, seen by no one) go
-    // again: spool enumerations (index rebuilds) must not find messages the state never had.
-    auto fail = [&](Error e) {
-      for (uint32_t uid : out.uids) (void)hub_.spool_.remove_message(user_, id_, uidvalidity_, uid);
-      return e;
-    };
-    for (size_t i = 0; i < messages.size(); ++i) {
-      const AppendRequest& m = messages[i];
-      const auto uid = static_cast<uint32_t>(first + i);
-      if (auto f = hub_.fault(AppendStep::kStoreBlob); !f) return fail(f.error());
-      if (auto stored = hub_.spool_.store_message(user_, id_, uidvalidity_, uid, m.raw); !stored) {
-        return fail(io_error("store blob", user_, stored.error()));
-      }
-      batch.push_back({uid, m.internal_date, static_cast<uint32_t>(summaries[i].size), m.flags, m.keywords});
-      out.uids.push_back(uid);
-    }
-    if (auto f = hub_.fault(AppendStep::kAppendState); !f) return fail(f.error());
-    auto modseq = state_.append(batch);
-    if (!modseq) return fail(state_error("append state", user_, modseq.error()));
-    out.modseq = *modseq;
+    if (auto written = write_locked(messages, summaries, quota, out); !written) return written.error();
   }
   // Committed from here on; the cache is derived data (rebuilt from the spool if need be).
   Result<void> cached = hub_.fault(AppendStep::kCacheHeaders);
@@ -154,6 +148,47 @@ Result<AppendResult> Mailbox::append(std::span<const AppendRequest> messages) {
   if (!cached) logger("store")->warn("header cache put failed user={}: {}", log_safe(user_), cached.error().message);
   notify();
   return out;
+}
+
+Result<void> Mailbox::write_locked(std::span<const AppendRequest> messages,
+                                   std::span<const index::MessageSummary> summaries, QuotaCheck quota,
+                                   AppendResult& out) {
+  if (auto alive = check_alive(); !alive) return alive.error();
+  const uint32_t first = state_.uidnext();
+  if (first == 0 || uint64_t{first} + messages.size() >= UINT32_MAX) {
+    return hub_error(kHubLimit, "the mailbox's UIDs are exhausted");
+  }
+  QuotaUsage added{0, messages.size()};
+  for (const index::MessageSummary& s : summaries) added.bytes += s.size;
+  if (quota == QuotaCheck::kEnforce) {
+    if (auto admitted = hub_.admit_locked(*entry_, user_, added.bytes, added.messages); !admitted) {
+      return admitted.error();
+    }
+  }
+  std::vector<NewMessage> batch;
+  // On failure, the blobs of this batch written so far (UIDs >= UIDNEXT, seen by no one) go
+  // again: spool enumerations (index rebuilds) must not find messages the state never had.
+  auto fail = [&](Error e) {
+    for (uint32_t uid : out.uids) (void)hub_.spool_.remove_message(user_, id_, uidvalidity_, uid);
+    out.uids.clear();
+    return e;
+  };
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const AppendRequest& m = messages[i];
+    const auto uid = static_cast<uint32_t>(first + i);
+    if (auto f = hub_.fault(AppendStep::kStoreBlob); !f) return fail(f.error());
+    if (auto stored = hub_.spool_.store_message(user_, id_, uidvalidity_, uid, m.raw); !stored) {
+      return fail(io_error("store blob", user_, stored.error()));
+    }
+    batch.push_back({uid, m.internal_date, static_cast<uint32_t>(summaries[i].size), m.flags, m.keywords});
+    out.uids.push_back(uid);
+  }
+  if (auto f = hub_.fault(AppendStep::kAppendState); !f) return fail(f.error());
+  auto modseq = state_.append(batch);
+  if (!modseq) return fail(state_error("append state", user_, modseq.error()));
+  out.modseq = *modseq;
+  hub_.account(user_, added, true);
+  return {};
 }
 
 Result<Mailbox::FlagsResult> Mailbox::set_flags(std::span<const FlagUpdate> updates) {
@@ -187,7 +222,10 @@ Result<std::vector<uint32_t>> Mailbox::expunge(std::span<const uint32_t> uids) {
     std::sort(gone.begin(), gone.end());
     gone.erase(std::unique(gone.begin(), gone.end()), gone.end());
     if (gone.empty()) return gone;
+    QuotaUsage freed{0, gone.size()};
+    for (uint32_t uid : gone) freed.bytes += state_.find(uid)->size;
     if (auto r = state_.expunge(gone); !r) return state_error("expunge", user_, r.error());
+    hub_.account(user_, freed, false);
     retry.swap(orphans_);
   }
   notify();
@@ -375,8 +413,10 @@ Result<void> MailboxHub::remove(std::string_view user, std::string_view name) {
     if (!list->find(name)) return hub_error(kHubNoSuchMailbox, "no such mailbox");
     info = list->remove(name);
     if (!info) return io_error("delete mailbox", user, info.error());
-    if (auto open = e->open[to_u64(info->id)].lock()) open->removed_ = true;
+    auto open = e->open[to_u64(info->id)].lock();
+    if (open) open->removed_ = true;
     e->open.erase(to_u64(info->id));
+    uncharge_deleted(user, *info, open.get());
   }
   // Unlisted now, and open handles refuse writes: nothing can reach the mailbox's files, so
   // they go without the user's lock (removing a big mailbox from NFS takes long, and every
@@ -444,6 +484,88 @@ Result<AppendResult> MailboxHub::deliver(std::string_view user, const AppendRequ
   auto inbox = open(user, MailboxList::kInbox);
   if (!inbox) return inbox.error();
   return (*inbox)->append(std::span<const AppendRequest>(&message, 1));
+}
+
+// ----------------------------------------------------------------------------------- quotas
+
+QuotaLimits MailboxHub::quota_limits(std::string_view user) const {
+  return options_.quota ? options_.quota(user) : QuotaLimits{};
+}
+
+Result<void> MailboxHub::check_quota(std::string_view user, uint64_t bytes, uint64_t messages) {
+  if (quota_limits(user).unlimited()) return {};
+  auto e = user_entry(user);
+  std::lock_guard lock(e->mu);
+  return admit_locked(*e, user, bytes, messages);
+}
+
+Result<std::optional<QuotaUsage>> MailboxHub::quota_usage(std::string_view user) {
+  if (quota_limits(user).unlimited()) return std::optional<QuotaUsage>();
+  auto e = user_entry(user);
+  std::lock_guard lock(e->mu);
+  auto usage = usage_locked(*e, user);
+  if (!usage) return usage.error();
+  return std::optional<QuotaUsage>(*usage);
+}
+
+Result<void> MailboxHub::admit_locked(const UserEntry& e, std::string_view user, uint64_t bytes, uint64_t messages) {
+  const QuotaLimits limits = quota_limits(user);
+  if (limits.unlimited()) return {};
+  auto usage = usage_locked(e, user);
+  if (!usage) return usage.error();
+  if (!exceeds(limits, *usage, bytes, messages)) return {};
+  logger("store")->info("over quota user={} usage_bytes={} usage_messages={} limit_bytes={} limit_messages={} "
+                        "adding_bytes={} adding_messages={}",
+                        log_safe(user), usage->bytes, usage->messages, limits.bytes, limits.messages, bytes, messages);
+  return hub_error(kHubOverQuota, "quota exceeded");
+}
+
+Result<QuotaUsage> MailboxHub::usage_locked(const UserEntry& e, std::string_view user) {
+  {
+    std::lock_guard lock(usage_mu_);
+    if (auto it = usage_.find(std::string(user)); it != usage_.end()) return it->second;
+  }
+  auto list = open_list(spool_, user, options_.fsync);
+  if (!list) return list.error();
+  QuotaUsage total;
+  for (const MailboxInfo& info : list->list()) {
+    // An open mailbox's state is the current one (and the same as its log, under this lock).
+    auto open = e.open.find(to_u64(info.id));
+    std::shared_ptr<Mailbox> box = open == e.open.end() ? nullptr : open->second.lock();
+    auto usage = box ? usage_of(box->state_) : stored_usage(spool_, user, info, options_.fsync);
+    if (!usage) return usage.error();
+    total.bytes += usage->bytes;
+    total.messages += usage->messages;
+  }
+  std::lock_guard lock(usage_mu_);
+  usage_[std::string(user)] = total;
+  return total;
+}
+
+bool MailboxHub::usage_known(std::string_view user) {
+  std::lock_guard lock(usage_mu_);
+  return usage_.count(std::string(user)) > 0;
+}
+
+void MailboxHub::account(std::string_view user, const QuotaUsage& delta, bool add) {
+  if (quota_limits(user).unlimited()) return;  // never counted: no shared lock for them
+  std::lock_guard lock(usage_mu_);
+  auto it = usage_.find(std::string(user));
+  if (it == usage_.end()) return;  // not computed yet: the first need reads the states
+  QuotaUsage& u = it->second;
+  u.bytes = add ? u.bytes + delta.bytes : u.bytes - std::min(u.bytes, delta.bytes);
+  u.messages = add ? u.messages + delta.messages : u.messages - std::min(u.messages, delta.messages);
+}
+
+// DELETE: the mailbox's messages no longer count. Its state is read before its files go (they
+// go after the user's lock is released); if it cannot be read, the usage is computed afresh
+// at the next need instead.
+void MailboxHub::uncharge_deleted(std::string_view user, const MailboxInfo& info, const Mailbox* open) {
+  if (quota_limits(user).unlimited() || !usage_known(user)) return;
+  auto freed = open ? usage_of(open->state_) : stored_usage(spool_, user, info, options_.fsync);
+  if (freed) return account(user, *freed, false);
+  std::lock_guard lock(usage_mu_);
+  usage_.erase(std::string(user));
 }
 
 }  // namespace basalt::store

@@ -16,6 +16,12 @@
 // after every committed change to that mailbox (append, flags, expunge); it must only post to
 // its loop. The session then asks changes_since() for what it has not seen yet.
 //
+// Quotas: when HubOptions::quota gives a user limits, the hub keeps that user's usage (see
+// quota.h) in memory: computed under the user lock on first need after start (from the states
+// of all the user's mailboxes, the open ones' in-memory states included), then updated by
+// every append, expunge and DELETE. An append that would go over a limit writes nothing and
+// fails with kHubOverQuota. Users without limits cost no accounting at all.
+//
 // Mailbox names are stored as the client sent them (modified UTF-7 is the IMAP layer's
 // business); "INBOX" is case-insensitive. The hierarchy delimiter is '/'.
 #pragma once
@@ -33,6 +39,7 @@
 
 #include "backend/mailbox_list.h"
 #include "backend/mailbox_state.h"
+#include "backend/quota.h"
 #include "backend/spool.h"
 #include "common/result.h"
 #include "indexer/header_cache.h"
@@ -53,7 +60,12 @@ enum HubErrc : int {
   kHubNotAllowed = 4,     // e.g. DELETE INBOX: "NO [CANNOT]"
   kHubNoSuchMessage = 5,  // expunged meanwhile: "NO [EXPUNGEISSUED]"
   kHubLimit = 6,          // UIDs exhausted, message too big: "NO [LIMIT]"
+  kHubOverQuota = 7,      // the user's quota: "NO [OVERQUOTA]" / 552 5.2.2
 };
+
+// Whether an append is checked against the user's quota. Only MOVE skips it: it adds nothing
+// once its expunge has run, and a user at the limit must be able to file mail away.
+enum class QuotaCheck { kEnforce, kSkip };
 
 struct MailboxStatus {
   uint32_t messages = 0;
@@ -108,8 +120,9 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
 
   // Durable blobs, then one state record, then header cache entries (a cache failure is
   // logged and reported in `cached`, never an error: the cache is rebuilt from the spool).
-  // All or nothing: on error no UID of the batch is visible.
-  Result<AppendResult> append(std::span<const AppendRequest> messages);
+  // All or nothing: on error no UID of the batch is visible. Over the user's quota (checked
+  // before any blob is written): kHubOverQuota and nothing written.
+  Result<AppendResult> append(std::span<const AppendRequest> messages, QuotaCheck quota = QuotaCheck::kEnforce);
   // New absolute flags/keywords per UID (the caller computes +FLAGS/-FLAGS against its view).
   // UIDs that no longer exist are skipped; returns the new modseq and the UIDs updated.
   struct FlagsResult {
@@ -157,6 +170,9 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
           MailboxState state);
   void notify();
   Result<void> check_alive() const;  // under the user lock
+  // The locked part of append(): quota, blobs, state record.
+  Result<void> write_locked(std::span<const AppendRequest> messages, std::span<const index::MessageSummary> summaries,
+                            QuotaCheck quota, AppendResult& out);
   index::CacheKey cache_key(uint32_t uid) const { return {user_, to_u64(id_), uidvalidity_, uid}; }
 
   MailboxHub& hub_;
@@ -195,6 +211,9 @@ struct HubOptions {
   std::function<void(std::string_view user)> removing_mailbox = {};
   // Tests: return an error to make the removal of an expunged message's blob fail.
   std::function<Result<void>(uint32_t uid)> remove_blob_fault = {};
+  // A user's quota limits; empty = nobody has one. Called from event loops too, so it must
+  // not block (main uses quota_of() over the immutable config).
+  std::function<QuotaLimits(std::string_view user)> quota = {};
 };
 
 class MailboxHub {
@@ -222,6 +241,15 @@ class MailboxHub {
   // LMTP: appends one message to INBOX (created on first delivery).
   Result<AppendResult> deliver(std::string_view user, const AppendRequest& message);
 
+  // Loop-safe: the user's limits (unlimited without HubOptions::quota).
+  QuotaLimits quota_limits(std::string_view user) const;
+  // Whether `messages` messages of `bytes` bytes would fit in the user's quota now (LMTP RCPT);
+  // kHubOverQuota if not. The usage may have to be computed: blocking (pool only).
+  Result<void> check_quota(std::string_view user, uint64_t bytes, uint64_t messages);
+  // The user's usage (computed if need be; blocking); nullopt for a user without limits, whose
+  // usage is never counted.
+  Result<std::optional<QuotaUsage>> quota_usage(std::string_view user);
+
   const Spool& spool() const { return spool_; }
   index::HeaderCache* cache() const { return cache_; }
 
@@ -232,6 +260,12 @@ class MailboxHub {
                                                std::string_view name);
   Result<void> fault(AppendStep step) const { return options_.fault ? options_.fault(step) : Result<void>(); }
   uint32_t& recent_floor(std::string_view user, MailboxId id);  // under recent_mu_
+  // Quota accounting (mailbox_hub.cc); all under the user's lock.
+  Result<QuotaUsage> usage_locked(const UserEntry& e, std::string_view user);
+  Result<void> admit_locked(const UserEntry& e, std::string_view user, uint64_t bytes, uint64_t messages);
+  bool usage_known(std::string_view user);
+  void account(std::string_view user, const QuotaUsage& delta, bool add);
+  void uncharge_deleted(std::string_view user, const MailboxInfo& info, const Mailbox* open);
 
   const Spool& spool_;
   index::HeaderCache* cache_;
@@ -242,6 +276,11 @@ class MailboxHub {
   // \Recent claims per mailbox ("user\0id"), in memory only: after a restart all is recent once.
   std::mutex recent_mu_;
   std::unordered_map<std::string, uint32_t> recent_floor_;
+  // Usage of the users with a quota whose usage is known (see Quotas above). The map is
+  // guarded by usage_mu_; a user's entry changes only under that user's lock as well, so it
+  // always matches the user's mailbox states.
+  std::mutex usage_mu_;
+  std::unordered_map<std::string, QuotaUsage> usage_;
 };
 
 }  // namespace basalt::store

@@ -82,7 +82,9 @@ int run(const StoreConfig& c) {
   int imap_fd = listen_service(c.imap);
   evthread_use_pthreads();
   CHandle<event_base, event_base_free> base{event_base_new()};
-  MailboxHub hub(**spool, cache->get(), HubOptions{c.fsync ? Fsync::kOn : Fsync::kOff, {}});
+  HubOptions hub_options{c.fsync ? Fsync::kOn : Fsync::kOff, {}};
+  hub_options.quota = [&c](std::string_view user) { return quota_of(c, user); };
+  MailboxHub hub(**spool, cache->get(), std::move(hub_options));
   Deliverer deliverer(hub);
   LmtpOptions options;
   options.max_message = c.max_message_size;

@@ -39,6 +39,7 @@ TEST(LmtpDelivery, DeliverWritesBlobStateAndCache) {
   Deliverer d(hub);
   std::string msg = with_return_path("sender@example.net", kMessage);
   ASSERT_TRUE(msg.starts_with("Return-Path: <sender@example.net>\r\n"));
+  EXPECT_EQ(msg.size(), kMessage.size() + return_path_bytes("sender@example.net"));  // what RCPT checks
   auto first = d.deliver("bob", msg, 1700000000);
   ASSERT_TRUE(first) << first.error().message;
   auto second = d.deliver("bob", msg, 1700000001);

@@ -347,6 +347,182 @@ TEST(MailboxHub, DeleteRemovesTheFilesWithoutHoldingTheUsersLock) {
   EXPECT_EQ(names->size(), 1u);
 }
 
+// ---------------------------------------------------------------------------------- quotas
+
+// alice has `limits`; everyone else is unlimited.
+HubOptions quota_options(QuotaLimits limits) {
+  HubOptions o{Fsync::kOff, {}};
+  o.quota = [limits](std::string_view user) { return user == "alice" ? limits : QuotaLimits{}; };
+  return o;
+}
+
+QuotaUsage usage(MailboxHub& hub, std::string_view user = "alice") {
+  auto u = hub.quota_usage(user);
+  EXPECT_TRUE(u && *u) << (u ? "no usage" : u.error().message);
+  return u && *u ? **u : QuotaUsage{};
+}
+
+AppendRequest request(std::string_view raw) { return AppendRequest{raw, 1700000000, 0, 0, {}}; }
+
+const uint64_t kSize = kMessage.size();
+const std::string kBigger = kMessage + "x";  // one byte more
+
+TEST(MailboxHubQuota, UsageIsComputedFromExistingMailboxesAfterARestart) {
+  testing::SpoolFixture s;
+  {
+    MailboxHub before(*s.spool, s.cache.get(), HubOptions{Fsync::kOff, {}});
+    ASSERT_TRUE(before.create("alice", "Work"));
+    auto inbox = before.open("alice", "INBOX");
+    auto work = before.open("alice", "Work");
+    ASSERT_TRUE(inbox && work);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(append(**inbox, kMessage));
+    ASSERT_TRUE(append(**work, kBigger));
+    std::vector<uint32_t> one{2};
+    ASSERT_TRUE((*inbox)->expunge(one));
+    ASSERT_TRUE(before.create("alice", "Empty"));
+  }
+  MailboxHub after(*s.spool, s.cache.get(), quota_options({1000, 0}));
+  EXPECT_EQ(usage(after), (QuotaUsage{2 * kSize + kSize + 1, 3}));
+  // An open mailbox counts with its in-memory state, and later writes are added exactly.
+  auto work = after.open("alice", "Work");
+  ASSERT_TRUE(work);
+  ASSERT_TRUE(append(**work, kMessage));
+  EXPECT_EQ(usage(after), (QuotaUsage{4 * kSize + 1, 4}));
+}
+
+TEST(MailboxHubQuota, AppendAtTheLimitSucceedsAndOneByteOverWritesNothing) {
+  testing::SpoolFixture s;
+  MailboxHub hub(*s.spool, s.cache.get(), quota_options({2 * kSize, 0}));
+  auto box = hub.open("alice", "INBOX");
+  ASSERT_TRUE(box);
+  ASSERT_TRUE(append(**box, kMessage));
+  auto over = append(**box, kBigger);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, kHubOverQuota);
+  EXPECT_EQ((*box)->snapshot()->uidnext, 2u);
+  EXPECT_EQ(s.spool->list_uids("alice", (*box)->id(), (*box)->uidvalidity()).value(), std::vector<uint32_t>{1});
+  EXPECT_FALSE(*(*box)->cached(2));
+  EXPECT_EQ(usage(hub), (QuotaUsage{kSize, 1}));
+  auto exact = append(**box, kMessage);
+  ASSERT_TRUE(exact) << exact.error().message;
+  EXPECT_EQ(exact->uids, std::vector<uint32_t>{2});
+  EXPECT_EQ(usage(hub), (QuotaUsage{2 * kSize, 2}));
+  // At the limit: deliveries and RCPT checks are refused, even for one byte.
+  auto delivered = hub.deliver("alice", request(kMessage));
+  ASSERT_FALSE(delivered);
+  EXPECT_EQ(delivered.error().code, kHubOverQuota);
+  EXPECT_EQ(hub.check_quota("alice", 1, 1).error().code, kHubOverQuota);
+  EXPECT_TRUE(hub.check_quota("alice", 0, 0));
+  EXPECT_EQ((*box)->snapshot()->uidnext, 3u);
+}
+
+TEST(MailboxHubQuota, MessageLimitAppliesToWholeBatches) {
+  testing::SpoolFixture s;
+  MailboxHub hub(*s.spool, s.cache.get(), quota_options({0, 2}));
+  auto box = hub.open("alice", "INBOX");
+  ASSERT_TRUE(box);
+  std::vector<AppendRequest> three(3, request(kMessage));
+  auto refused = (*box)->append(three);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, kHubOverQuota);
+  EXPECT_TRUE((*box)->snapshot()->messages.empty());
+  EXPECT_TRUE(s.spool->list_uids("alice", (*box)->id(), (*box)->uidvalidity()).value().empty());
+  std::vector<AppendRequest> two(2, request(std::string(100000, 'y')));  // bytes are unlimited
+  ASSERT_TRUE((*box)->append(two));
+  EXPECT_EQ(hub.deliver("alice", request(kMessage)).error().code, kHubOverQuota);
+  EXPECT_EQ(usage(hub), (QuotaUsage{200000, 2}));
+}
+
+TEST(MailboxHubQuota, ExpungeAndDeleteFreeSpace) {
+  testing::SpoolFixture s;
+  MailboxHub hub(*s.spool, s.cache.get(), quota_options({4 * kSize, 0}));
+  ASSERT_TRUE(hub.create("alice", "Open"));
+  ASSERT_TRUE(hub.create("alice", "Closed"));
+  auto inbox = hub.open("alice", "INBOX");
+  auto open = hub.open("alice", "Open");
+  ASSERT_TRUE(inbox && open);
+  ASSERT_TRUE(append(**inbox, kMessage));
+  ASSERT_TRUE(append(**inbox, kMessage));
+  ASSERT_TRUE(append(**open, kMessage));
+  {
+    auto closed = hub.open("alice", "Closed");
+    ASSERT_TRUE(closed && append(**closed, kMessage));
+  }
+  EXPECT_EQ(hub.deliver("alice", request(kMessage)).error().code, kHubOverQuota);
+  std::vector<uint32_t> first{1, 1, 9};  // duplicates and missing UIDs free nothing
+  ASSERT_TRUE((*inbox)->expunge(first));
+  EXPECT_EQ(usage(hub), (QuotaUsage{3 * kSize, 3}));
+  ASSERT_TRUE(hub.deliver("alice", request(kMessage)));
+  ASSERT_TRUE(hub.remove("alice", "Open"));    // open: its in-memory state is uncharged
+  ASSERT_TRUE(hub.remove("alice", "Closed"));  // closed: its log is read before it goes
+  EXPECT_EQ(usage(hub), (QuotaUsage{2 * kSize, 2}));
+  // What a restarted store would compute matches what was tracked.
+  MailboxHub fresh(*s.spool, s.cache.get(), quota_options({4 * kSize, 0}));
+  EXPECT_EQ(usage(fresh), usage(hub));
+}
+
+TEST(MailboxHubQuota, MoveIsAllowedAtTheLimitAndRenameMovesNothing) {
+  testing::SpoolFixture s;
+  MailboxHub hub(*s.spool, s.cache.get(), quota_options({kSize, 0}));
+  ASSERT_TRUE(hub.create("alice", "Archive"));
+  auto inbox = hub.open("alice", "INBOX");
+  auto archive = hub.open("alice", "Archive");
+  ASSERT_TRUE(inbox && archive);
+  ASSERT_TRUE(append(**inbox, kMessage));
+  AppendRequest copy = request(kMessage);
+  EXPECT_EQ((*archive)->append(std::span<const AppendRequest>(&copy, 1)).error().code, kHubOverQuota);  // COPY
+  auto moved = (*archive)->append(std::span<const AppendRequest>(&copy, 1), QuotaCheck::kSkip);  // MOVE
+  ASSERT_TRUE(moved) << moved.error().message;
+  std::vector<uint32_t> original{1};
+  ASSERT_TRUE((*inbox)->expunge(original));
+  EXPECT_EQ(usage(hub), (QuotaUsage{kSize, 1}));
+  ASSERT_TRUE(hub.rename("alice", "INBOX", "Old"));
+  ASSERT_TRUE(hub.rename("alice", "Archive", "Kept"));
+  EXPECT_EQ(usage(hub), (QuotaUsage{kSize, 1}));
+  MailboxHub fresh(*s.spool, s.cache.get(), quota_options({kSize, 0}));
+  EXPECT_EQ(usage(fresh), (QuotaUsage{kSize, 1}));
+}
+
+TEST(MailboxHubQuota, ConcurrentDeliveriesStopExactlyAtTheLimit) {
+  testing::SpoolFixture s;
+  MailboxHub hub(*s.spool, s.cache.get(), quota_options({0, 10}));
+  std::atomic<int> delivered{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        auto r = hub.deliver("alice", request(kMessage));
+        (r ? delivered : refused).fetch_add(1);
+        EXPECT_TRUE(r || r.error().code == kHubOverQuota);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(delivered.load(), 10);
+  EXPECT_EQ(refused.load(), 10);
+  EXPECT_EQ(hub.status("alice", "INBOX")->messages, 10u);
+}
+
+// An unlimited user's writes never compute a usage: a mailbox whose state cannot be read does
+// not stop deliveries to INBOX, while a user with a quota gets an I/O error (no guessing).
+TEST(MailboxHubQuota, UnlimitedUsersAreNotCounted) {
+  testing::SpoolFixture s;
+  MailboxHub hub(*s.spool, s.cache.get(), quota_options({1 << 20, 0}));
+  for (const char* user : {"alice", "bob"}) {
+    auto info = hub.create(user, "Broken");
+    ASSERT_TRUE(info);
+    testing::write_bytes(*s.spool->mailbox_dir(user, info->id) + "/state.log", "not a state log at all");
+  }
+  ASSERT_TRUE(hub.deliver("bob", request(kMessage)));
+  EXPECT_TRUE(hub.check_quota("bob", uint64_t{1} << 40, 1));
+  auto bob = hub.quota_usage("bob");
+  ASSERT_TRUE(bob);
+  EXPECT_FALSE(*bob);
+  auto alice = hub.deliver("alice", request(kMessage));
+  ASSERT_FALSE(alice);
+  EXPECT_EQ(alice.error().code, kHubIo);
+}
+
 // ------------------------------------------------------------------------------ store_auth
 
 StoreConfig auth_config(const TempDir& tmp) {
