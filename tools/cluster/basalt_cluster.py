@@ -977,10 +977,14 @@ class Proxy(Daemon):
         self.signal(signal.SIGHUP)
 
 
-def users_toml(users: list[tuple[str, str, str, str]]) -> str:
-    """A users file ([[user]] tables) from (name, stored password e.g. "{PLAIN}x", shard, status)."""
-    return "".join(f"[[user]]\nname = {_toml_str(n)}\npassword = {_toml_str(pw)}\nshard = {_toml_str(shard)}\n"
-                   f"status = {_toml_str(status)}\n\n" for n, pw, shard, status in users)
+def users_toml(users: list[tuple]) -> str:
+    """A users file ([[user]] tables) from (name, stored password e.g. "{PLAIN}x", shard, status)
+    tuples, optionally with a fifth item: more keys of the entry, e.g. {"quota_bytes": 5000}."""
+    def entry(n: str, pw: str, shard: str, status: str, extra: dict | None = None) -> str:
+        more = "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in (extra or {}).items())
+        return (f"[[user]]\nname = {_toml_str(n)}\npassword = {_toml_str(pw)}\nshard = {_toml_str(shard)}\n"
+                f"status = {_toml_str(status)}\n{more}\n")
+    return "".join(entry(*u) for u in users)
 
 
 class Store(ShardClients, Daemon):
@@ -991,6 +995,8 @@ class Store(ShardClients, Daemon):
     masters: {name: password} master users, accepted from `trusted` (trusted_networks).
     store_keys / service_keys: more keys for [store] / for [imap] or [pop3] ({"imap": "k = 1\n"}).
     tls_certs: make_certs() output; configures [tls] (STARTTLS / STLS).
+    quota: the [quota] table, e.g. {"storage_bytes": 10**9, "messages": 0} (users_toml entries
+    may override it with quota_bytes / quota_messages).
     extra: TOML appended to the config (more tables).
     """
 
@@ -999,7 +1005,7 @@ class Store(ShardClients, Daemon):
     def __init__(self, workdir: Path | str, binary: Path | str, users_toml: str, *, shard: str = "a",
                  services: tuple[str, ...] = ("lmtp",), masters: dict[str, str] | None = None,
                  store_keys: str = "", service_keys: dict[str, str] | None = None, trusted: str = "127.0.0.0/8",
-                 tls_certs: dict | None = None, extra: str = "") -> None:
+                 tls_certs: dict | None = None, quota: dict | None = None, extra: str = "") -> None:
         super().__init__()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -1019,6 +1025,8 @@ class Store(ShardClients, Daemon):
             text += f'[[auth.master]]\nname = {_toml_str(name)}\npassword = {_toml_str("{PLAIN}" + password)}\n'
         if tls_certs:
             text += f'[tls]\ncertificate = {_toml_str(tls_certs["cert"])}\nprivate_key = {_toml_str(tls_certs["key"])}\n'
+        if quota:
+            text += "[quota]\n" + "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in quota.items())
         self.certs = tls_certs
         self.config.write_text(text + extra)
         self.cli("init")
@@ -1047,6 +1055,23 @@ class Store(ShardClients, Daemon):
         c = smtplib.LMTP(LOOPBACK, self.ports["lmtp"], timeout=30)
         c.ehlo_or_helo_if_needed()
         return c
+
+    def lmtp_raw(self, data: bytes, until: bytes = b"221 2.0.0 Bye\r\n", timeout: float = 30) -> bytes:
+        """Sends `data` (pipelined commands) on a new LMTP connection and returns all replies,
+        greeting included, up to `until` or EOF. Sent from a thread: the store stops reading
+        while its replies are unread, and we read them only here."""
+        s = socket.create_connection((LOOPBACK, self.ports["lmtp"]), timeout=timeout)
+        sender = threading.Thread(target=s.sendall, args=(data,))
+        sender.start()
+        out = b""
+        while not out.endswith(until):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        sender.join()
+        s.close()
+        return out
 
     def log_text(self) -> str:
         return (self.workdir / "store.log").read_text(errors="replace")
@@ -1319,8 +1344,10 @@ class Cluster:
         # Every store knows every user, so it can tell "not on this shard" from "unknown".
         table = users_toml([(u["uid"], ssha(u["password"]), u.get("mail_host", "").split(".")[0],
                              u.get("status", "active")) for u in self.users])
+        # A generous quota, as a production store would have (docs/store.md, Quotas).
         store = Store(self.workdir / f"shard-{name}", self.store_binary, table, shard=name,
-                      services=("lmtp", "imap", "pop3"), masters={"proxy": "master-" + secrets.token_hex(6)})
+                      services=("lmtp", "imap", "pop3"), masters={"proxy": "master-" + secrets.token_hex(6)},
+                      quota={"storage_bytes": 1 << 30, "messages": 0})
         store.users = users
         return store
 
