@@ -198,6 +198,27 @@ bool tagged(const std::string& line, const char* tag, bool* ok) {
   return true;
 }
 
+// One operation done: its latency runs from c->t_start.
+void count_ok(Conn* c) {
+  ++st.ok;
+  st.lat_ms.push_back((now_s() - c->t_start) * 1000);
+}
+
+// Logged in, in idle mode: the session is held open (and the login counted).
+bool hold(Conn* c) {
+  c->step = Step::Held;
+  ++held_count;
+  count_ok(c);
+  return true;
+}
+
+// Logged out: the server is given 2 s to close the connection.
+bool wait_close(Conn* c) {
+  c->step = Step::WaitClose;
+  c->t_deadline = now_s() + 2;
+  return true;
+}
+
 // One complete line (without CRLF) in the current step. Returns false if c was closed.
 bool on_line(Conn* c, const std::string& line) {
   bool ok = false;
@@ -217,13 +238,7 @@ bool on_line(Conn* c, const std::string& line) {
     case Step::Login:
       if (!tagged(line, "a1", &ok)) return true;
       if (!ok) { fail(c, "login", line); return false; }
-      if (opt.mode == "idle") {
-        c->step = Step::Held;
-        ++held_count;
-        ++st.ok;
-        st.lat_ms.push_back((now_s() - c->t_start) * 1000);
-        return true;
-      }
+      if (opt.mode == "idle") return hold(c);
       c->step = Step::Select;
       return send_line(c, "a2 SELECT INBOX");
     case Step::Select:
@@ -235,26 +250,15 @@ bool on_line(Conn* c, const std::string& line) {
     case Step::Logout:
       if (!tagged(line, "a3", &ok)) return true;
       if (!ok) { fail(c, "logout", line); return false; }
-      if (opt.mode != "fetch") {
-        ++st.ok;
-        st.lat_ms.push_back((now_s() - c->t_start) * 1000);
-      }
-      c->step = Step::WaitClose;
-      c->t_deadline = now_s() + 2;
-      return true;
+      if (opt.mode != "fetch") count_ok(c);
+      return wait_close(c);
     case Step::PUser:
       if (line.rfind("+OK", 0) != 0) { fail(c, "login", line); return false; }
       c->step = Step::PPass;
       return send_line(c, "PASS " + cur_user(c).second);
     case Step::PPass:
       if (line.rfind("+OK", 0) != 0) { fail(c, "login", line); return false; }
-      if (opt.mode == "idle") {
-        c->step = Step::Held;
-        ++held_count;
-        ++st.ok;
-        st.lat_ms.push_back((now_s() - c->t_start) * 1000);
-        return true;
-      }
+      if (opt.mode == "idle") return hold(c);
       c->step = Step::PStat;
       return send_line(c, "STAT");
     case Step::PStat:
@@ -263,11 +267,8 @@ bool on_line(Conn* c, const std::string& line) {
       return send_line(c, "QUIT");
     case Step::PQuit:
       if (line.rfind("+OK", 0) != 0) { fail(c, "quit", line); return false; }
-      ++st.ok;
-      st.lat_ms.push_back((now_s() - c->t_start) * 1000);
-      c->step = Step::WaitClose;
-      c->t_deadline = now_s() + 2;
-      return true;
+      count_ok(c);
+      return wait_close(c);
     case Step::Fetching: {
       // "* 1 FETCH (BODY[] {N}" then N bytes, then ")" and "fN OK"
       if (line.size() > 2 && line.back() == '}') {
@@ -277,8 +278,7 @@ bool on_line(Conn* c, const std::string& line) {
       }
       if (line.rfind("f ", 0) == 0) {
         if (line.compare(2, 2, "OK") != 0) { fail(c, "fetch", line); return false; }
-        ++st.ok;
-        st.lat_ms.push_back((now_s() - c->t_start) * 1000);
+        count_ok(c);
         if (--c->fetches_left > 0) {
           c->t_start = now_s();
           return send_line(c, "f FETCH 1 BODY.PEEK[]");

@@ -1445,6 +1445,16 @@ def _state_path(workdir: Path) -> Path:
     return workdir / "cluster.json"
 
 
+def interrupt_on_termination() -> None:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt (in the main thread), so that a command that
+    runs daemons until it is told to stop leaves through its `finally` as on Ctrl-C."""
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
     state_file = _state_path(workdir)
@@ -1470,14 +1480,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
     cluster = Cluster(workdir, binary_dir=args.build_dir, proxy_binary=args.proxy_binary,
                       n_users=args.users, ports=ports, fixed_ports=True, store_binary=store)
-    stopping = []
-
-    def on_signal(signum, frame):
-        stopping.append(signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    interrupt_on_termination()
     try:
         cluster.start()
         state_file.write_text(json.dumps(cluster.state(), indent=2) + "\n")
