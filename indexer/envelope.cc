@@ -104,15 +104,17 @@ int Lexer::parse_mime_token(std::string& out) {
   return at_end() ? 0 : skip_lwsp();
 }
 
-int Lexer::parse_quoted_string(std::string& out) {
-  size_t start = ++pos_;  // past the opening quote
-  for (; pos_ < s_.size(); ++pos_) {
+int Lexer::parse_delimited(std::string& out, bool domain_literal) {
+  const char close = domain_literal ? ']' : '"';
+  size_t start = domain_literal ? pos_ : pos_ + 1;  // a domain-literal keeps its brackets
+  for (++pos_; pos_ < s_.size(); ++pos_) {
     char c = s_[pos_];
-    if (c == '"') {
-      out.append(s_.substr(start, pos_ - start));
+    if (c == close) {
+      out.append(s_.substr(start, pos_ + (domain_literal ? 1 : 0) - start));
       ++pos_;
       return skip_lwsp();
     }
+    if (domain_literal && c == '[') return -1;
     if (c == '\n') {
       append_line_part(out, s_, start, pos_);
       start = pos_ + 1;
@@ -123,12 +125,16 @@ int Lexer::parse_quoted_string(std::string& out) {
         --pos_;  // a backslash before a line break is kept as a character
         continue;
       }
-      out.append(s_.substr(start, pos_ - 1 - start));
-      start = pos_;
+      if (!domain_literal) {  // the escaped character is kept, the backslash dropped
+        out.append(s_.substr(start, pos_ - 1 - start));
+        start = pos_;
+      }
     }
   }
-  return -1;  // missing '"'
+  return -1;  // missing '"' or ']'
 }
+
+int Lexer::parse_quoted_string(std::string& out) { return parse_delimited(out, false); }
 
 int Lexer::parse_atom_or_dot(std::string& out) {
   size_t start = pos_;
@@ -150,36 +156,10 @@ int Lexer::parse_phrase(std::string& out) {
   return skip_lwsp();
 }
 
-int Lexer::parse_domain_literal(std::string& out) {
-  size_t start = pos_++;  // keep the '[' in the value
-  for (; pos_ < s_.size(); ++pos_) {
-    char c = s_[pos_];
-    if (c == '[') return -1;
-    if (c == ']') {
-      out.append(s_.substr(start, pos_ - start + 1));
-      ++pos_;
-      return skip_lwsp();
-    }
-    if (c == '\n') {
-      append_line_part(out, s_, start, pos_);
-      start = pos_ + 1;
-    } else if (c == '\\') {
-      if (++pos_ >= s_.size()) return -1;
-      char e = s_[pos_];
-      if (e == '\r' || e == '\n' || e == '\0') {
-        out.append(s_.substr(start, pos_ - start));
-        start = pos_;
-        --pos_;
-      }
-    }
-  }
-  return -1;  // missing ']'
-}
-
 int Lexer::parse_domain(std::string& out) {
   ++pos_;  // '@'
   if (skip_lwsp() <= 0) return -1;
-  return peek() == '[' ? parse_domain_literal(out) : parse_dot_atom(out);
+  return peek() == '[' ? parse_delimited(out, true) : parse_dot_atom(out);
 }
 
 int Lexer::parse_content_type(std::string& out) {

@@ -48,7 +48,11 @@ class Lexer {
   int parse_content_param(std::string& key, std::string& value);
 
  private:
-  int parse_domain_literal(std::string& out);
+  // A quoted-string (at '"') or a domain-literal (at '['; kept with its brackets, and a '['
+  // inside is an error). Folded line breaks are removed; a backslash before CR, LF or NUL is
+  // an ordinary character, before anything else it escapes it (and is dropped from a
+  // quoted-string, kept in a domain-literal).
+  int parse_delimited(std::string& out, bool domain_literal);
 
   std::string_view s_;
   size_t pos_ = 0;
