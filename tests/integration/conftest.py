@@ -174,6 +174,18 @@ def make_store(tmp_path, store_binary):
 
 
 @pytest.fixture
+def make_tls_store(make_store, tmp_path):
+    """Factory: make_tls_store(cls=bc.Store, **kwargs) -> make_store(cls, ...) with [tls]
+    configured (certificates from bc.make_certs) and 127.0.0.1 NOT trusted, so plaintext
+    logins need STARTTLS / STLS first."""
+
+    def make(cls=bc.Store, **kwargs) -> bc.Store:
+        return make_store(cls, trusted="192.0.2.0/24", tls_certs=bc.make_certs(tmp_path / "certs"), **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def make_proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary, request):
     """Factory: make_proxy(listeners=("imap", "imaps", "pop3", "pop3s"), config=None,
     **overrides) -> a started Proxy on free ports, stopped after the test. config (TOML

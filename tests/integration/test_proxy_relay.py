@@ -13,16 +13,15 @@ from conftest import SHARD_HOSTS
 from wire import Conn, wait_for, wait_sessions
 
 
-def start_proxy(workdir, name, slapd, shard_a, shard_b, certs, proxy_binary, login="master", **overrides):
+def shard_login_config(slapd, shard_a, shard_b, certs, login: str) -> str:
+    """An IMAP proxy that logs in to the shards as `login` says (master or passthrough)."""
     cfg = bc.proxy_config_dict(slapd, {"a": shard_a, "b": shard_b}, {"imap": bc.free_port()}, certs,
-                               shard_hosts=SHARD_HOSTS, **overrides)
+                               shard_hosts=SHARD_HOSTS)
     for shard in cfg["shard"]:
         shard["login"] = login
         if login == "passthrough":
             del shard["master_user"], shard["master_password"]
-    p = bc.Proxy(workdir / name, proxy_binary, bc.to_toml(cfg))
-    p.start()
-    return p
+    return bc.to_toml(cfg)
 
 
 def rss_kib(pid: int) -> int:
@@ -43,111 +42,92 @@ def henry(slapd, shard_b):
 
 
 @pytest.mark.parametrize("login", ["master", "passthrough"])
-def test_shard_login_mode(workdir, slapd, shard_a, shard_b, certs, proxy_binary, henry, login):
-    p = start_proxy(workdir, f"proxy-{login}", slapd, shard_a, shard_b, certs, proxy_binary, login=login)
-    try:
-        imap = imaplib.IMAP4(bc.LOOPBACK, p.port("imap"))
-        assert imap.login("carol", "carol-secret")[0] == "OK"
-        assert imap.select("Shard-B-Only")[0] == "OK"
-        imap.logout()
-        c = Conn(p.port("imap"))
-        c.line()
-        reply = c.command("a", "LOGIN henry henry-ldap")[-1]
-        if login == "master":
-            assert reply.startswith("a OK [CAPABILITY ")
-        else:  # the shard got henry's own (directory) password, which it does not accept
-            assert reply == "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."
-    finally:
-        p.stop()
+def test_shard_login_mode(henry, login, make_proxy, slapd, shard_a, shard_b, certs):
+    p = make_proxy(config=shard_login_config(slapd, shard_a, shard_b, certs, login))
+    imap = imaplib.IMAP4(bc.LOOPBACK, p.port("imap"))
+    assert imap.login("carol", "carol-secret")[0] == "OK"
+    assert imap.select("Shard-B-Only")[0] == "OK"
+    imap.logout()
+    c = Conn(p.port("imap"))
+    c.line()
+    reply = c.command("a", "LOGIN henry henry-ldap")[-1]
+    if login == "master":
+        assert reply.startswith("a OK [CAPABILITY ")
+    else:  # the shard got henry's own (directory) password, which it does not accept
+        assert reply == "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."
 
 
-def test_a_slow_reader_does_not_make_the_proxy_buffer_without_bound(workdir, slapd, shard_a, shard_b, certs,
-                                                                    proxy_binary):
+def test_a_slow_reader_does_not_make_the_proxy_buffer_without_bound(make_proxy, shard_a):
     big = b"Subject: backpressure\r\n\r\n" + (b"x" * 998 + b"\r\n") * (24 * 1024)  # 24 MB
     shard_a.deliver("alice", big)
-    p = start_proxy(workdir, "proxy-backpressure", slapd, shard_a, shard_b, certs, proxy_binary,
-                    limits={"relay_high_watermark": 262144})
-    try:
-        c = Conn(p.port("imap"), timeout=30)
-        c.line()
-        assert c.command("a", "LOGIN alice alice-secret")[-1].startswith("a OK")
-        assert c.command("b", "SELECT INBOX")[-1].startswith("b OK")
-        before = rss_kib(p.pid)
-        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        c.send("c UID SEARCH SUBJECT backpressure\r\n")
-        uid = c.until_tag("c")[0].split()[-1]
-        c.send(f"d UID FETCH {uid} BODY.PEEK[]\r\n")
-        time.sleep(2.0)  # the shard pushes 24 MB; we read none of it
-        grown = rss_kib(p.pid) - before
-        assert grown < 8 * 1024, f"proxy RSS grew by {grown} KiB while the client was not reading"
-        total = 0
-        deadline = time.monotonic() + 60
-        c.sock.settimeout(10)
-        while total < len(big) and time.monotonic() < deadline:
-            chunk = c.sock.recv(1 << 20)
-            assert chunk
-            total += len(chunk)
-        assert total >= len(big)
-    finally:
-        p.stop()
+    p = make_proxy(("imap",), limits={"relay_high_watermark": 262144})
+    c = Conn(p.port("imap"), timeout=30)
+    c.line()
+    assert c.command("a", "LOGIN alice alice-secret")[-1].startswith("a OK")
+    assert c.command("b", "SELECT INBOX")[-1].startswith("b OK")
+    before = rss_kib(p.pid)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c.send("c UID SEARCH SUBJECT backpressure\r\n")
+    uid = c.until_tag("c")[0].split()[-1]
+    c.send(f"d UID FETCH {uid} BODY.PEEK[]\r\n")
+    time.sleep(2.0)  # the shard pushes 24 MB; we read none of it
+    grown = rss_kib(p.pid) - before
+    assert grown < 8 * 1024, f"proxy RSS grew by {grown} KiB while the client was not reading"
+    total = 0
+    deadline = time.monotonic() + 60
+    c.sock.settimeout(10)
+    while total < len(big) and time.monotonic() < deadline:
+        chunk = c.sock.recv(1 << 20)
+        assert chunk
+        total += len(chunk)
+    assert total >= len(big)
 
 
-def test_idle_timeout_after_login_closes_the_session(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
-    p = start_proxy(workdir, "proxy-idle", slapd, shard_a, shard_b, certs, proxy_binary,
-                    limits={"idle_timeout_s": 1})
-    try:
-        c = Conn(p.port("imap"))
-        c.line()
-        assert c.command("a", "LOGIN bob bob-secret")[-1].startswith("a OK")
-        assert c.command("b", "NOOP")[-1].startswith("b OK")
-        start = time.monotonic()
-        assert c.closed(timeout=5)
-        assert 0.8 <= time.monotonic() - start < 3
-        assert wait_sessions(p, 0) == 0
-        assert wait_for(lambda: "reason=\"idle timeout\"" in p.log_text())  # logs are batched (100 ms)
-    finally:
-        p.stop()
+def test_idle_timeout_after_login_closes_the_session(make_proxy):
+    p = make_proxy(("imap",), limits={"idle_timeout_s": 1})
+    c = Conn(p.port("imap"))
+    c.line()
+    assert c.command("a", "LOGIN bob bob-secret")[-1].startswith("a OK")
+    assert c.command("b", "NOOP")[-1].startswith("b OK")
+    start = time.monotonic()
+    assert c.closed(timeout=5)
+    assert 0.8 <= time.monotonic() - start < 3
+    assert wait_sessions(p, 0) == 0
+    assert wait_for(lambda: "reason=\"idle timeout\"" in p.log_text())  # logs are batched (100 ms)
 
 
-def tls_shard_proxy(workdir, name, slapd, shard_a, shard_b, certs, proxy_binary, ca):
+def tls_shard_config(slapd, shard_a, shard_b, certs, ca) -> str:
+    """An IMAP and POP3 proxy that talks TLS to the shards, trusting the CA certificate `ca`."""
     cfg = bc.proxy_config_dict(slapd, {"a": shard_a, "b": shard_b}, {"imap": bc.free_port(), "pop3": bc.free_port()},
                                certs, shard_hosts=SHARD_HOSTS)
     for shard, dovecot in zip(cfg["shard"], (shard_a, shard_b)):
         shard.update(tls=True, tls_ca=ca, imap=f"{bc.LOOPBACK}:{dovecot.imaps_port}",
                      pop3=f"{bc.LOOPBACK}:{dovecot.pop3s_port}")
-    p = bc.Proxy(workdir / name, proxy_binary, bc.to_toml(cfg))
-    p.start()
-    return p
+    return bc.to_toml(cfg)
 
 
-def test_tls_to_shards_with_certificate_verification(workdir, slapd, shard_a, shard_b, certs, proxy_binary):
-    p = tls_shard_proxy(workdir, "proxy-shard-tls", slapd, shard_a, shard_b, certs, proxy_binary, certs["ca"])
-    try:
-        c = Conn(p.port("imap"))
-        c.line()
-        assert c.command("a", "LOGIN carol carol-secret")[-1].startswith("a OK [CAPABILITY ")
-        assert c.command("b", "SELECT Shard-B-Only")[-1].startswith("b OK")
-        pop = Conn(p.port("pop3"))
-        pop.line()
-        pop.send("USER alice\r\nPASS alice-secret\r\n")
-        assert pop.line() == "+OK"
-        assert pop.line() == "+OK Logged in."
-        log = wait_for(lambda: [l for l in shard_b.log_text().splitlines()
-                                if "imap-login: Info: Login: user=<carol>" in l and "TLS" in l])
-        assert log, "shard b did not log a TLS login for carol"
-    finally:
-        p.stop()
+def test_tls_to_shards_with_certificate_verification(make_proxy, slapd, shard_a, shard_b, certs):
+    p = make_proxy(config=tls_shard_config(slapd, shard_a, shard_b, certs, certs["ca"]))
+    c = Conn(p.port("imap"))
+    c.line()
+    assert c.command("a", "LOGIN carol carol-secret")[-1].startswith("a OK [CAPABILITY ")
+    assert c.command("b", "SELECT Shard-B-Only")[-1].startswith("b OK")
+    pop = Conn(p.port("pop3"))
+    pop.line()
+    pop.send("USER alice\r\nPASS alice-secret\r\n")
+    assert pop.line() == "+OK"
+    assert pop.line() == "+OK Logged in."
+    log = wait_for(lambda: [l for l in shard_b.log_text().splitlines()
+                            if "imap-login: Info: Login: user=<carol>" in l and "TLS" in l])
+    assert log, "shard b did not log a TLS login for carol"
 
 
-def test_tls_to_a_shard_with_an_untrusted_certificate_is_refused(workdir, slapd, shard_a, shard_b, certs,
-                                                                 proxy_binary):
+def test_tls_to_a_shard_with_an_untrusted_certificate_is_refused(make_proxy, workdir, slapd, shard_a, shard_b,
+                                                                 certs):
     other = bc.make_certs(workdir / "other-ca")
-    p = tls_shard_proxy(workdir, "proxy-shard-tls-bad", slapd, shard_a, shard_b, certs, proxy_binary, other["ca"])
-    try:
-        c = Conn(p.port("imap"))
-        c.line()
-        assert c.command("a", "LOGIN carol carol-secret") == [
-            "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."]
-        assert wait_for(lambda: "certificate verify failed" in p.log_text())
-    finally:
-        p.stop()
+    p = make_proxy(config=tls_shard_config(slapd, shard_a, shard_b, certs, other["ca"]))
+    c = Conn(p.port("imap"))
+    c.line()
+    assert c.command("a", "LOGIN carol carol-secret") == [
+        "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."]
+    assert wait_for(lambda: "certificate verify failed" in p.log_text())

@@ -47,6 +47,20 @@ def login(store, user="alice", password="a") -> imaplib.IMAP4:
     return c
 
 
+def selected(store, user="alice", password="a") -> imaplib.IMAP4:
+    """A session of `user` with INBOX selected."""
+    c = login(store, user, password)
+    assert c.select("INBOX")[0] == "OK"
+    return c
+
+
+def with_messages(store, count: int, prefix: str = "m") -> imaplib.IMAP4:
+    """alice's session with INBOX selected, after `count` deliveries (subjects prefix0, prefix1, ...)."""
+    for i in range(count):
+        store.deliver("alice", f"{prefix}{i}")
+    return selected(store)
+
+
 class Raw:
     """A raw IMAP connection for what imaplib cannot express."""
 
@@ -217,8 +231,7 @@ def test_select_fetch_headers(store):
 
 def test_fetch_body_sets_seen(store):
     store.deliver("alice", "body one", "line one\nline two\n")
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     typ, data = c.fetch("1", "(BODY.PEEK[TEXT])")
     assert data[0][1] == b"line one\r\nline two\r\n"
     typ, data = c.fetch("1", "(FLAGS)")
@@ -233,8 +246,7 @@ def test_fetch_body_sets_seen(store):
 
 def test_invalid_sequence_sets(store):
     store.deliver("alice", "only one")
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     for bad in ("0", "2", "1:x", "abc", "1,,2"):
         with pytest.raises(imaplib.IMAP4.error):
             c.fetch(bad, "(FLAGS)")
@@ -246,10 +258,7 @@ def test_invalid_sequence_sets(store):
 
 
 def test_store_flags(store):
-    for i in range(3):
-        store.deliver("alice", f"m{i}")
-    c = login(store)
-    c.select("INBOX")
+    c = with_messages(store, 3)
     typ, data = c.store("1:2", "+FLAGS", "(\\Flagged $Work)")
     assert typ == "OK" and len(data) == 2 and b"\\Flagged" in data[0] and b"$Work" in data[0]
     assert b"$Work" in c.untagged_responses["FLAGS"][-1]  # a new keyword: FLAGS again (RFC 3501 7.2.6)
@@ -272,10 +281,7 @@ def test_store_flags(store):
 
 
 def test_expunge_and_uid_expunge(store):
-    for i in range(5):
-        store.deliver("alice", f"m{i}")
-    c = login(store)
-    c.select("INBOX")
+    c = with_messages(store, 5)
     c.store("2,4", "+FLAGS", "(\\Deleted)")
     typ, data = c.expunge()
     assert typ == "OK" and data == [b"4", b"2"]
@@ -453,18 +459,14 @@ def test_long_fetch_does_not_block_other_sessions(store):
 
 
 def test_header_fetch_reads_zero_spool_bytes(store):
-    for i in range(20):
-        store.deliver("alice", f"h{i}")
-    c = login(store)
-    c.select("INBOX")
+    c = with_messages(store, 20, "h")
     typ, data = c.fetch("1:*", "(FLAGS UID INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY "
                         "BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] RFC822.HEADER)")
     assert typ == "OK" and len([d for d in data if isinstance(d, tuple)]) == 20 * 3
     c.logout()
     assert "spool_bytes=0 " in store.close_line("user=alice ")
     mark = len(store.log_text())
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     c.fetch("1", "(BODY.PEEK[])")
     c.logout()
     spool = int(re.search(r"spool_bytes=(\d+)", store.close_line("user=alice ", mark)).group(1))
@@ -527,8 +529,7 @@ def test_corrupt_blob_fails_only_that_message(store):
     raw = bytearray(blobs[0].read_bytes())
     raw[-5] ^= 0xFF
     blobs[0].write_bytes(bytes(raw))
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     typ, data = c.fetch("1:2", "(UID BODY.PEEK[])")
     assert typ == "NO" and b"[SERVERBUG]" in data[0]
     typ, data = c.fetch("1:2", "(ENVELOPE)")  # from the header cache: both fine
@@ -551,9 +552,8 @@ def test_max_connections(store):
 
 
 @pytest.fixture
-def tls_store(make_store, tmp_path):
-    """[tls] configured and 127.0.0.1 NOT trusted: plaintext logins need TLS first."""
-    return make_store(Store, trusted="192.0.2.0/24", tls_certs=bc.make_certs(tmp_path / "certs"))
+def tls_store(make_tls_store):
+    return make_tls_store(Store)
 
 
 def test_starttls(tls_store):
@@ -591,8 +591,7 @@ def test_search(store):
     store.deliver("alice", "apples", "I like Apples and pears\n")
     store.deliver("alice", "bananas", "yellow fruit\n")
     store.deliver("alice", "cherries", "red fruit\n")
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     c.store("2", "+FLAGS", "(\\Flagged)")
     assert c.search(None, "ALL") == ("OK", [b"1 2 3"])
     assert c.search(None, "FLAGGED") == ("OK", [b"2"])
@@ -610,8 +609,7 @@ def test_search(store):
         c.search(None, "FROBNICATE")
     c.logout()
     mark = len(store.log_text())
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     assert c.search(None, "FROM", "example.org", "SUBJECT", "apples") == ("OK", [b"1"])  # header cache only
     c.logout()
     assert "spool_bytes=0 " in store.close_line("user=alice ", mark)
@@ -683,15 +681,13 @@ def test_missing_cache_entries_are_rebuilt(store):
     shutil.rmtree(store.workdir / "index")  # the header cache is rebuilt from the spool
     store.start()
     mark = len(store.log_text())
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     typ, data = c.fetch("1:*", "(ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert typ == "OK" and data[4][1] == b"Subject: cached 2\r\n\r\n"
     c.logout()
     assert int(re.search(r"spool_bytes=(\d+)", store.close_line("user=alice ", mark)).group(1)) > 0
     mark = len(store.log_text())
-    c = login(store)
-    c.select("INBOX")
+    c = selected(store)
     assert c.fetch("1:*", "(ENVELOPE)")[0] == "OK"
     c.logout()
     assert "spool_bytes=0 " in store.close_line("user=alice ", mark)  # recached on the first read

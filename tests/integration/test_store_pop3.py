@@ -555,8 +555,8 @@ def test_login_deadline_and_connection_limit(make_store):
 
 
 @pytest.fixture
-def tls_store(make_store, tmp_path):
-    return make_store(Store, trusted="10.99.0.0/16", tls_certs=bc.make_certs(tmp_path / "certs"))
+def tls_store(make_tls_store):
+    return make_tls_store(Store)
 
 
 def test_stls(tls_store):

@@ -24,8 +24,6 @@
 namespace basalt::store {
 namespace {
 
-using testing::TempDir;
-
 constexpr int kIterations = 20;
 constexpr MailboxId kBox{1};
 constexpr uint32_t kUidValidity = 777;

@@ -14,11 +14,7 @@
 namespace basalt::store {
 namespace {
 
-using testing::entries;
-using testing::read_bytes;
 using testing::run_in_child;
-using testing::TempDir;
-using testing::write_bytes;
 
 
 TEST(DurableFile, WritesReplacesAndLeavesNoTempFiles) {

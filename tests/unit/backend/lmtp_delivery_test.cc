@@ -17,8 +17,6 @@
 namespace basalt::store {
 namespace {
 
-using testing::TempDir;
-
 const std::string kMessage =
     "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: hello\r\n"
     "Message-ID: <m1@example.org>\r\n\r\nbody line\r\n.dot line\r\n";

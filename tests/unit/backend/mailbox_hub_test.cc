@@ -16,8 +16,6 @@
 namespace basalt::store {
 namespace {
 
-using testing::TempDir;
-
 const std::string kMessage = "From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
 
 struct Fixture : testing::SpoolFixture {

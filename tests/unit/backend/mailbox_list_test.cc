@@ -8,11 +8,6 @@
 namespace basalt::store {
 namespace {
 
-using testing::entries;
-using testing::read_bytes;
-using testing::TempDir;
-using testing::write_bytes;
-
 class MailboxListTest : public ::testing::Test {
  protected:
   MailboxListOptions options() {

@@ -9,11 +9,6 @@
 namespace basalt::store {
 namespace {
 
-using testing::entries;
-using testing::read_bytes;
-using testing::TempDir;
-using testing::write_bytes;
-
 NewMessage msg(uint32_t uid, uint8_t flags = 0, std::vector<std::string> keywords = {}) {
   return {uid, 1700000000 + uid, 1000 + uid, flags, std::move(keywords)};
 }

@@ -12,11 +12,6 @@
 namespace basalt::store {
 namespace {
 
-using testing::entries;
-using testing::read_bytes;
-using testing::TempDir;
-using testing::write_bytes;
-
 constexpr MailboxId kBox{7};
 
 std::string message(uint32_t uid) {

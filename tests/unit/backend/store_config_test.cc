@@ -8,9 +8,6 @@
 namespace basalt::store {
 namespace {
 
-using testing::TempDir;
-using testing::write_bytes;
-
 const char* kUsers = "[[user]]\nname = \"alice\"\npassword = \"{PLAIN}x\"\nshard = \"a\"\n";
 
 Result<StoreConfig> load(const TempDir& tmp, const std::string& store_table) {

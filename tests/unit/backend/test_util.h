@@ -117,3 +117,13 @@ class FileSizeLimit {
 };
 
 }  // namespace basalt::store::testing
+
+namespace basalt::store {
+
+// The store's tests live in basalt::store and use the file helpers unqualified.
+using testing::entries;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_bytes;
+
+}  // namespace basalt::store

@@ -2,15 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 namespace basalt::proxy {
 namespace {
 
-struct FakeClock {
-  std::chrono::steady_clock::time_point now{};
-  AuthCache::Clock fn() {
-    return [this] { return now; };
-  }
-};
+using testing::FakeClock;
 
 AuthCache::Settings settings() {
   AuthCache::Settings s;

@@ -2,18 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 namespace basalt::proxy {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-struct FakeClock {
-  std::chrono::steady_clock::time_point now{};
-  ClientLimits::Clock fn() {
-    return [this] { return now; };
-  }
-};
+using testing::FakeClock;
 
 ClientLimits::Settings settings() {
   ClientLimits::Settings s;
