@@ -338,11 +338,18 @@ std::shared_ptr<UserEntry> MailboxHub::user_entry(std::string_view user) {
   return entry;
 }
 
-uint32_t& MailboxHub::recent_floor(std::string_view user, MailboxId id) {
+std::string MailboxHub::recent_key(std::string_view user, MailboxId id) {
   std::string key(user);
   key.push_back('\0');
   key += std::to_string(to_u64(id));
-  return recent_floor_[key];
+  return key;
+}
+
+uint32_t& MailboxHub::recent_floor(std::string_view user, MailboxId id) { return recent_floor_[recent_key(user, id)]; }
+
+size_t MailboxHub::recent_claims() {
+  std::lock_guard lock(recent_mu_);
+  return recent_floor_.size();
 }
 
 Result<std::shared_ptr<Mailbox>> MailboxHub::open_locked(const std::shared_ptr<UserEntry>& e, std::string_view user,
@@ -422,6 +429,10 @@ Result<void> MailboxHub::remove(std::string_view user, std::string_view name) {
   // they go without the user's lock (removing a big mailbox from NFS takes long, and every
   // pool thread waiting for this user's lock meanwhile would be lost to all other users).
   // A failure leaves garbage that purge_user() sweeps, never a mailbox. Ids are never reused.
+  {
+    std::lock_guard lock(recent_mu_);  // ids are never reused: the claim can go
+    recent_floor_.erase(recent_key(user, info->id));
+  }
   if (options_.removing_mailbox) options_.removing_mailbox(user);
   if (auto r = spool_.remove_mailbox(user, info->id); !r) io_error("remove mailbox directory", user, r.error());
   if (cache_) (void)cache_->remove_mailbox(user, to_u64(info->id), info->uidvalidity);
@@ -463,8 +474,9 @@ Result<MailboxStatus> MailboxHub::status(std::string_view user, std::string_view
   Mailbox& b = **box;
   uint32_t floor = 0;
   {
-    std::lock_guard lock(recent_mu_);
-    floor = recent_floor(user, b.id());
+    std::lock_guard lock(recent_mu_);  // a look only: STATUS of every mailbox must not grow the map
+    auto it = recent_floor_.find(recent_key(user, b.id()));
+    if (it != recent_floor_.end()) floor = it->second;
   }
   std::lock_guard lock(b.entry_->mu);
   MailboxStatus st;

@@ -250,6 +250,9 @@ class MailboxHub {
   // usage is never counted.
   Result<std::optional<QuotaUsage>> quota_usage(std::string_view user);
 
+  // Mailboxes with a \Recent claim (kept until the mailbox is deleted or the store restarts).
+  size_t recent_claims();
+
   const Spool& spool() const { return spool_; }
   index::HeaderCache* cache() const { return cache_; }
 
@@ -259,6 +262,7 @@ class MailboxHub {
   Result<std::shared_ptr<Mailbox>> open_locked(const std::shared_ptr<UserEntry>& e, std::string_view user,
                                                std::string_view name);
   Result<void> fault(AppendStep step) const { return options_.fault ? options_.fault(step) : Result<void>(); }
+  static std::string recent_key(std::string_view user, MailboxId id);
   uint32_t& recent_floor(std::string_view user, MailboxId id);  // under recent_mu_
   // Quota accounting (mailbox_hub.cc); all under the user's lock.
   Result<QuotaUsage> usage_locked(const UserEntry& e, std::string_view user);

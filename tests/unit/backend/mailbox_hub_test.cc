@@ -128,6 +128,24 @@ TEST(MailboxHub, RecentIsClaimedOnce) {
   EXPECT_EQ(f.hub->status("alice", "INBOX")->recent, 0u);
 }
 
+// The claims map is per mailbox for the life of the process: STATUS must not add to it (a client
+// polling STATUS on every folder would grow it without bound) and DELETE takes the entry away.
+TEST(MailboxHub, RecentClaimsGrowOnlyBySelectAndGoWithDelete) {
+  Fixture f;
+  ASSERT_TRUE(f.hub->create("alice", "Work"));
+  auto work = f.hub->open("alice", "Work");
+  ASSERT_TRUE(work);
+  ASSERT_TRUE(append(**work, kMessage));
+  EXPECT_EQ(f.hub->status("alice", "Work")->recent, 1u);
+  EXPECT_EQ(f.hub->status("alice", "INBOX")->recent, 0u);
+  EXPECT_EQ(f.hub->recent_claims(), 0u);
+  (*work)->claim_recent(1);
+  EXPECT_EQ(f.hub->recent_claims(), 1u);
+  EXPECT_EQ(f.hub->status("alice", "Work")->recent, 0u);
+  ASSERT_TRUE(f.hub->remove("alice", "Work"));
+  EXPECT_EQ(f.hub->recent_claims(), 0u);
+}
+
 TEST(MailboxHub, StatusCountsUnseen) {
   Fixture f;
   auto box = f.open("alice");
