@@ -33,7 +33,7 @@ void ImapSession::on_backend_connected() { step_ = BackendStep::kGreeting; }
 
 void ImapSession::on_backend_input(evbuffer* input) {
   std::string response;
-  while (state() == State::kBackendLogin) {
+  while (logging_in_to_backend()) {
     ReadStatus status = read_imap_response(input, kMaxBackendResponse, response);
     if (status == ReadStatus::kNeedMore) return;
     if (status == ReadStatus::kTooLong) {
@@ -128,13 +128,12 @@ void ImapSession::send_backend_login() {
 }
 
 std::string ImapSession::plain_login_payload() const {
-  return shard_->login == ShardLogin::kMaster ? sasl::encode_plain(user_, shard_->master_user, shard_->master_password)
+  return shard_->login == ShardLogin::kMaster ? sasl::encode_plain(login_user(), shard_->master_user, shard_->master_password)
                                               : sasl::encode_plain("", user_, secret_);
 }
 
-void ImapSession::finish_backend_login() {
-  send(tag_ + " OK [CAPABILITY " + post_login_capabilities_ + "] Logged in\r\n");
-  backend_login_succeeded();
-}
+void ImapSession::finish_backend_login() { backend_login_succeeded(); }
+
+void ImapSession::send_login_ok() { send(tag_ + " OK [CAPABILITY " + post_login_capabilities_ + "] Logged in\r\n"); }
 
 }  // namespace basalt::proxy

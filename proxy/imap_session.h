@@ -38,6 +38,7 @@ class ImapSession final : public Session {
   // ---- backend login (imap_backend.cc)
   void on_backend_connected() override;
   void on_backend_input(evbuffer* input) override;
+  void send_login_ok() override;
   bool on_backend_response(const std::string& response);
   void send_backend_login();
   void finish_backend_login();

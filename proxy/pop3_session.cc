@@ -168,7 +168,7 @@ void Pop3Session::on_backend_connected() { step_ = BackendStep::kGreeting; }
 
 void Pop3Session::on_backend_input(evbuffer* input) {
   std::string line;
-  while (state() == State::kBackendLogin) {
+  while (logging_in_to_backend()) {
     ReadStatus status = read_line(input, kMaxBackendLine, line);
     if (status == ReadStatus::kNeedMore) return;
     if (status == ReadStatus::kTooLong) {
@@ -202,7 +202,6 @@ bool Pop3Session::on_backend_line(const std::string& line) {
       return true;
     case BackendStep::kAuth:
       if (!ok) break;
-      send("+OK Logged in.\r\n");
       backend_login_succeeded();
       return false;
   }
@@ -210,9 +209,11 @@ bool Pop3Session::on_backend_line(const std::string& line) {
   return false;
 }
 
+void Pop3Session::send_login_ok() { send("+OK Logged in.\r\n"); }
+
 void Pop3Session::send_backend_auth(std::string commands) {
   bool master = shard_->login == ShardLogin::kMaster;
-  std::string payload = master ? sasl::encode_plain(user_, shard_->master_user, shard_->master_password)
+  std::string payload = master ? sasl::encode_plain(login_user(), shard_->master_user, shard_->master_password)
                                : sasl::encode_plain("", user_, secret_);
   commands += "AUTH PLAIN " + payload + "\r\n";
   send_to_backend(commands);

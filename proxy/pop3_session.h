@@ -36,6 +36,7 @@ class Pop3Session final : public Session {
 
   void on_backend_connected() override;
   void on_backend_input(evbuffer* input) override;
+  void send_login_ok() override;
   bool on_backend_line(const std::string& line);
   void send_backend_auth(std::string commands);
 

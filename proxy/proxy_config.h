@@ -73,6 +73,7 @@ struct ProxyConfig {
   std::chrono::milliseconds auth_failure_max_delay{15000};
   std::chrono::seconds auth_penalty_decay{60};               // failure count halves per quiet period
   std::chrono::seconds drain_timeout{30};  // SIGTERM: logged-in sessions get this long to finish
+  bool early_shard_login = true;  // master-login shards: log in while the directory checks the secret
   std::string greeting = "Basalt ready.";
   bool tls_enabled = false;
   TlsSettings tls;

@@ -214,7 +214,9 @@ void Session::send(std::string_view text) {
 }
 
 void Session::send_to_backend(std::string_view text) {
-  if (backend_) write_through(backend_, !shard_->tls, text);
+  if (!backend_) return;
+  if (state_ == State::kAuthenticating) logger("proxy")->debug("[C{}] early shard login: command sent", id_);
+  write_through(backend_, !shard_->tls, text);
 }
 
 bool Session::count_bad_command() { return ++bad_commands_ >= config_.limits.max_bad_commands; }
@@ -343,7 +345,7 @@ void Session::on_client_event(bufferevent* bev, short what, void* self) {
 
 void Session::on_backend_read(bufferevent* bev, void* self) {
   auto* s = static_cast<Session*>(self);
-  if (s->state_ == State::kBackendLogin) {
+  if (s->logging_in_to_backend()) {
     s->on_backend_input(bufferevent_get_input(bev));
   } else if (s->state_ == State::kProxying) {
     s->relay(s->backend_, s->client_);
@@ -372,7 +374,7 @@ void Session::on_backend_event(bufferevent* bev, short what, void* self) {
   }
   std::string why = describe_event(bev, what);
   if (s->state_ == State::kAuthenticating || s->state_ == State::kFailureDelay) {
-    free_bufferevent(s->backend_);  // an early connection failed: connect_backend() tries again
+    s->drop_early_backend();  // an early connection failed: connect_backend() tries again
   } else if (s->state_ == State::kBackendLogin) {
     s->backend_login_failed(LoginFailure::kBackendDown, "shard " + s->shard_->name + ": " + why);
   } else if (s->state_ == State::kProxying) {
@@ -479,7 +481,7 @@ void Session::on_auth_result(directory::AuthResult result) {
 void Session::route_to_shard(const directory::UserRoute& route) {
   if (!route.user.empty()) user_ = route.user;
   const ShardConfig* shard = ShardMap(config_.shards).resolve(route.shard);
-  if (backend_ && shard != shard_) free_bufferevent(backend_);  // the early guess was wrong
+  if (backend_ && (shard != shard_ || (early_login_ && early_user_ != user_))) drop_early_backend();  // wrong guess
   shard_ = shard;
   if (!shard_) {
     fail_login(LoginFailure::kNoShard, "route '" + route.shard + "' names no configured shard");
@@ -536,7 +538,13 @@ std::string Session::open_backend() {
 }
 
 void Session::connect_backend() {
+  const bool ready = backend_ && backend_ready_;
+  early_login_ = backend_ready_ = false;  // the login is the verdict's from here on
   set_state(State::kBackendLogin);
+  if (ready) {
+    backend_login_succeeded();
+    return;
+  }
   timer_action_ = [this] { backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + " timed out"); };
   if (backend_) {  // opened while the directory was still checking the secret
     arm_timer(backend_connected_ ? shard_->login_timeout : shard_->connect_timeout);
@@ -550,11 +558,19 @@ void Session::connect_backend() {
 }
 
 // The directory knows the route and is now checking the secret: connect to the shard meanwhile,
-// so its greeting is there when the verdict comes. Nothing is sent to it before that.
+// and with a master login log in there too, so the shard's own login overlaps the bind. The
+// client hears nothing, and nothing is relayed, before the verdict.
 void Session::on_route_hint(const directory::UserRoute& route) {
   if (state_ != State::kAuthenticating || backend_) return;
   shard_ = ShardMap(config_.shards).resolve(route.shard);
-  if (shard_) open_backend();  // a failure here is retried, and reported, after the verdict
+  if (!shard_ || !open_backend().empty()) return;  // a failure is retried, and reported, after the verdict
+  early_login_ = config_.early_shard_login && shard_->login == ShardLogin::kMaster;
+  early_user_ = route.user.empty() ? user_ : route.user;
+}
+
+void Session::drop_early_backend() {
+  free_bufferevent(backend_);
+  early_login_ = backend_ready_ = false;
 }
 
 Result<bufferevent*> Session::new_backend_bufferevent(const SocketAddress& address) {
@@ -579,6 +595,11 @@ Result<bufferevent*> Session::new_backend_bufferevent(const SocketAddress& addre
 }
 
 void Session::backend_login_failed(LoginFailure failure, const std::string& detail) {
+  if (state_ == State::kAuthenticating && early_login_) {
+    logger("proxy")->debug("[C{}] early shard login dropped: {}", id_, detail);
+    drop_early_backend();
+    return;
+  }
   if (state_ != State::kBackendLogin) return;
   Stats::add(worker_.stats().backend_errors);
   worker_.stats().shard_error(shard_->name);
@@ -590,7 +611,7 @@ void Session::backend_login_failed(LoginFailure failure, const std::string& deta
 
 void Session::fail_login(LoginFailure failure, const std::string& detail) {
   sasl::wipe(secret_);
-  free_bufferevent(backend_);  // an early shard connection, if the route was known
+  drop_early_backend();  // an early shard connection (or login), if the route was known
   Stats& stats = worker_.stats();
   switch (failure) {
     case LoginFailure::kBadCredentials: Stats::add(stats.logins_bad_credentials); break;
@@ -627,6 +648,12 @@ void Session::fail_login(LoginFailure failure, const std::string& detail) {
 }
 
 void Session::backend_login_succeeded() {
+  if (state_ == State::kAuthenticating) {  // early: the client is answered once the verdict is in
+    logger("proxy")->debug("[C{}] early shard login ready shard={}", id_, shard_->name);
+    backend_ready_ = true;
+    return;
+  }
+  send_login_ok();
   sasl::wipe(secret_);
   worker_.limits().record_success(user_);
   Stats::add(worker_.stats().logins_ok);

@@ -99,7 +99,8 @@ class Session : private Relay::Owner {
   virtual void send_login_failure(LoginFailure failure, const std::string& detail) = 0;
   virtual void send_bye(const std::string& text) = 0;  // untagged goodbye before we hang up
   virtual void on_backend_connected() = 0;
-  virtual void on_backend_input(evbuffer* input) = 0;            // kBackendLogin only
+  virtual void on_backend_input(evbuffer* input) = 0;            // while logging_in_to_backend()
+  virtual void send_login_ok() = 0;                              // the client's "logged in" reply
   virtual const char* protocol_name() const = 0;
 
   // ---- services for subclasses
@@ -120,7 +121,14 @@ class Session : private Relay::Owner {
   void authenticate(std::string user, std::string& secret);
   // Records the failure (stats, log) and answers it, after the penalty delay when it applies.
   void fail_login(LoginFailure failure, const std::string& detail);
-  // Protocol subclass reports the backend login outcome.
+  // Whether backend input is the shard login's: after the verdict (kBackendLogin), or before
+  // it when logging in early (see ProxyConfig::early_shard_login).
+  bool logging_in_to_backend() const { return state_ == State::kBackendLogin || (early_login_ && !backend_ready_); }
+  // The user the shard login is for: the directory's canonical name (known early from its hint).
+  const std::string& login_user() const { return early_login_ ? early_user_ : user_; }
+  // Protocol subclass reports the backend login outcome. Before the directory's verdict the
+  // success is only remembered (the client is answered when the verdict is in) and a failure
+  // drops the early connection (a fresh one is tried, and reported, after the verdict).
   void backend_login_succeeded();
   void backend_login_failed(LoginFailure failure, const std::string& detail);
   void send_to_backend(std::string_view text);
@@ -169,6 +177,7 @@ class Session : private Relay::Owner {
   void connect_backend();
   std::string open_backend();
   void on_route_hint(const directory::UserRoute& route);
+  void drop_early_backend();
   Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
   void start_relay();
   void start_raw_relay();
@@ -196,7 +205,10 @@ class Session : private Relay::Owner {
   bool processing_input_ = false;
   bool client_eof_ = false;          // proxying: the client is gone, the shard still answers
   bool client_eof_pending_ = false;
-  bool backend_connected_ = false;   // TCP (and TLS) to the shard is up  // the client half-closed while its login was in progress
+  bool backend_connected_ = false;   // TCP (and TLS) to the shard is up
+  bool early_login_ = false;         // logging in to the shard before the directory's verdict
+  bool backend_ready_ = false;       // ... and the shard has accepted it
+  std::string early_user_;           // the route hint's user, whom the early login is for  // the client half-closed while its login was in progress
   bool holds_connection_slot_ = false;  // counted against max_connections_per_ip
   bool over_connection_limit_ = false;
   bool holds_session_slot_ = false;     // counted against max_sessions_per_user         // proxying: client is gone, shard still answering

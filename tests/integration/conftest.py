@@ -198,7 +198,8 @@ def make_proxy(workdir, slapd, shard_a, shard_b, certs, proxy_binary, request):
         text = config or bc.proxy_config(slapd, {"a": shard_a, "b": shard_b},
                                          {p: bc.free_port() for p in listeners}, certs,
                                          **overrides)
-        name = f"proxy-{request.node.name}-{len(started)}"[:80].replace("/", "_")
+        # The name's end carries the parameters: keep it, so parametrized runs get their own dirs.
+        name = f"proxy-{request.node.name[-72:]}-{len(started)}".replace("/", "_")
         proxy = bc.Proxy(workdir / name, proxy_binary, text)
         started.append(proxy)
         proxy.start()

@@ -333,3 +333,50 @@ def test_out_of_range_id_values_from_a_trusted_proxy_are_ignored(proxy, shard_a)
 
 def test_no_session_is_left_behind(proxy):
     assert wait_sessions(proxy, 0) == 0
+
+
+# ------------------------------------------------------------------ early shard login
+
+LOGINS = 30
+
+
+def established_to(port: int) -> int:
+    """TCP connections in ESTABLISHED state whose remote end is 127.0.0.1:port (IPv4)."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows if r[3] == "01" and int(r[2].split(":")[1], 16) == port)
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_early_shard_login(make_proxy, shard_a, early):
+    """The shard login overlaps the bind; a wrong password closes the early shard session."""
+    proxy = make_proxy(listeners=("imap",), log={"level": "debug"},
+                       proxy={"early_shard_login": early, "auth_failure_delay_ms": 200,
+                              "auth_failure_max_delay_ms": 200})
+    shard_port = shard_a.imap_port
+    baseline = established_to(shard_port)
+    # Right passwords: the shard login starts as soon as the directory has found the user
+    # (whether it also finishes before the bind does is a race), or only after the verdict.
+    for _ in range(LOGINS):
+        imap = imaplib.IMAP4(bc.LOOPBACK, proxy.port("imap"), timeout=10)
+        typ, _ = imap.login("alice", USERS["alice"]["password"])
+        assert typ == "OK"
+        typ, data = imap.select("INBOX", readonly=True)
+        assert typ == "OK" and int(data[0]) >= 1
+        imap.logout()
+    wait_for(lambda: proxy.log_text().count("user=alice shard=a in=") == LOGINS, timeout=5)
+    early_sessions = {line.split("]")[1] for line in proxy.log_text().splitlines()
+                      if "early shard login: command sent" in line}
+    if early:
+        assert len(early_sessions) >= 1, "no login reached the shard before the directory's verdict"
+    else:
+        assert not early_sessions
+    # A wrong password: the client hears only AUTHENTICATIONFAILED, and the shard session that
+    # was opened (and, early, logged in) for it is closed, while the client stays connected.
+    c = Conn(proxy.port("imap"))
+    c.line()
+    reply = c.command("w1", f"LOGIN alice wrong-{USERS['alice']['password']}")
+    assert reply == ["w1 NO [AUTHENTICATIONFAILED] Authentication failed."]
+    assert wait_for(lambda: established_to(shard_port) == baseline, timeout=5)
+    assert c.command("w2", "NOOP") == ["w2 OK NOOP completed."]
+    c.command("w3", "LOGOUT")
