@@ -443,7 +443,8 @@ TEST(MailboxHubQuota, MessageLimitAppliesToWholeBatches) {
   EXPECT_EQ(refused.error().code, kHubOverQuota);
   EXPECT_TRUE((*box)->snapshot()->messages.empty());
   EXPECT_TRUE(s.spool->list_uids("alice", (*box)->id(), (*box)->uidvalidity()).value().empty());
-  std::vector<AppendRequest> two(2, request(std::string(100000, 'y')));  // bytes are unlimited
+  const std::string big(100000, 'y');  // outlives the requests, which only view it
+  std::vector<AppendRequest> two(2, request(big));  // bytes are unlimited
   ASSERT_TRUE((*box)->append(two));
   EXPECT_EQ(hub.deliver("alice", request(kMessage)).error().code, kHubOverQuota);
   EXPECT_EQ(usage(hub), (QuotaUsage{200000, 2}));
