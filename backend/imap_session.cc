@@ -129,7 +129,7 @@ void ImapSession::wait_for_drain(std::function<void()> fn) {
 void ImapSession::on_write(bufferevent* bev, void* arg) {
   auto* self = static_cast<ImapSession*>(arg);
   bool empty = evbuffer_get_length(bufferevent_get_output(bev)) == 0;
-  if (self->closing_) {
+  if (self->closing()) {
     if (empty) self->close(self->close_reason_);
     return;
   }
@@ -154,7 +154,7 @@ void ImapSession::on_write(bufferevent* bev, void* arg) {
 void ImapSession::on_event(bufferevent*, short what, void* arg) {
   auto* self = static_cast<ImapSession*>(arg);
   if (what & BEV_EVENT_CONNECTED) return;  // the TLS handshake after STARTTLS is done
-  if (self->closing_) return self->close(self->close_reason_);
+  if (self->closing()) return self->close(self->close_reason_);
   // A client that stopped reading: libevent has stopped writing, so a BYE would never leave.
   if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) return self->close("write timeout");
   if (what & BEV_EVENT_TIMEOUT) {
@@ -181,7 +181,7 @@ void ImapSession::on_delay(evutil_socket_t, short, void* arg) {
 }
 
 void ImapSession::close_after_flush(std::string reason) {
-  closing_ = true;
+  begin_closing();
   close_reason_ = std::move(reason);
   bufferevent_disable(bev_, EV_READ);
   if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) close(close_reason_);
@@ -189,7 +189,8 @@ void ImapSession::close_after_flush(std::string reason) {
 
 void ImapSession::close(std::string_view reason) {
   if (released_) return;
-  released_ = closing_ = true;  // nothing more is read, parsed or sent
+  released_ = true;  // nothing more is read, parsed or sent
+  begin_closing();
   evtimer_del(delay_);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
   // spool_bytes: what this session read; spool_total: the whole store since it started.
@@ -208,14 +209,14 @@ void ImapSession::overloaded() {
 }
 
 void ImapSession::resume() {
-  if (!busy_ && !closing_) process();
+  if (!busy_ && !closing()) process();
 }
 
 // Feeds buffered input until a command waits for the pool, the output backs up, the session
 // closes, or the input is used up.
 void ImapSession::process() {
   bool full = drain_input(
-      kMaxPendingOutput, [this] { return !busy_ && !closing_ && !tls_starting_; },
+      kMaxPendingOutput, [this] { return !busy_ && !closing() && !tls_starting_; },
       [this](std::string_view chunk) {
         size_t used = 0;
         feed(chunk, used);

@@ -151,7 +151,6 @@ class ImapSession : public Connection {
   basalt::imap::LineReader line_;
   std::string pending_tag_;  // AUTHENTICATE / IDLE waiting for a continuation line
   bool busy_ = false;        // a pool call, a delay or a drain wait is pending
-  bool closing_ = false;
   bool released_ = false;     // closed: freed at the end of this loop iteration
   bool output_full_ = false;
   bool tls_starting_ = false;  // STARTTLS answered: TLS starts once the answer has left  // reading stopped until the client reads its responses

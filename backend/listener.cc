@@ -44,6 +44,7 @@ void Connection::set_timeouts(unsigned seconds) {
 }
 
 void Connection::release() {
+  closing_ = true;
   if (bev_) {
     bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
     bufferevent_disable(bev_, EV_READ | EV_WRITE);
@@ -95,7 +96,7 @@ void Listener::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, in
 void Listener::post(uint64_t id, std::function<void(Connection&)> fn) {
   tasks_.post([this, id, fn = std::move(fn)] {
     auto it = sessions_.find(id);
-    if (it != sessions_.end()) fn(*it->second);
+    if (it != sessions_.end() && !it->second->closing()) fn(*it->second);
   });
 }
 

@@ -44,8 +44,12 @@ class Connection {
 
   virtual void start() = 0;  // set callbacks, greet
   uint64_t id() const { return id_; }
+  // Saying goodbye (or gone): Listener::post() and offload() results no longer reach it, so no
+  // reply can follow the goodbye and no finished job revives the session.
+  bool closing() const { return closing_; }
 
  protected:
+  void begin_closing() { closing_ = true; }
   // Inactivity limit for reads and for writes (a client that stops reading); 0 = none.
   void set_timeouts(unsigned seconds);
   // Stops all callbacks; the session is deleted at the end of this loop iteration.
@@ -68,6 +72,7 @@ class Connection {
   bufferevent* bev_;  // plaintext (does not close fd_), then the TLS one (closes it); null after a failed start_tls
   const SocketAddress peer_;
   bool tls_ = false;
+  bool closing_ = false;
 };
 
 struct ListenerOptions {
@@ -95,11 +100,12 @@ class Listener {
   size_t sessions() const { return sessions_.size(); }
   const ListenerOptions& options() const { return options_; }
 
-  // From any thread: runs `fn` on the loop with the connection if it is still open then.
+  // From any thread: runs `fn` on the loop with the connection if it is still open (and not
+  // closing) then.
   void post(uint64_t id, std::function<void(Connection&)> fn);
 
   // Runs `work()` on `pool`, then `done(session, result)` on the loop if the session `id` is
-  // still open (S: the session type). False, and nothing runs, when the pool queue is full.
+  // still open and not closing (S: the session type). False, and nothing runs, when the pool queue is full.
   template <class S, class Work, class Done>
   bool offload(ThreadPool& pool, uint64_t id, Work work, Done done);
 

@@ -138,14 +138,10 @@ class Pop3Server::Session : public Connection {
   void set_state(State next);
   void close_after_flush(const char* reason);
   void close(const char* reason);
-  // A result that finds the session closing (a timeout fired while the job ran) is dropped:
-  // no login revives it and no RETR body is streamed behind the goodbye line.
+  // A result that finds the session closing is dropped by the listener (see Connection::closing).
   template <class Work, class Done>
   bool offload(Work work, Done done) {
-    auto open_only = [done = std::move(done)](Session& s, auto result) mutable {
-      if (s.state_ != State::kClosing) done(s, std::move(result));
-    };
-    return listener_.offload<Session>(server_.pool_, id_, std::move(work), std::move(open_only));
+    return listener_.offload<Session>(server_.pool_, id_, std::move(work), std::move(done));
   }
 
   Pop3Server& server_;
@@ -203,6 +199,7 @@ void Pop3Server::Session::install() {
 void Pop3Server::Session::set_state(State next) {
   log()->debug("[P{}] state {} -> {}", id_, static_cast<int>(state_), static_cast<int>(next));
   state_ = next;
+  if (next == State::kClosing) begin_closing();
 }
 
 // ---- input

@@ -36,7 +36,7 @@ class LineConnection : public Connection {
     std::string cmd(line, n);
     free(line);
     if (cmd == "bye") return self->release();
-    bool slow = cmd == "slow";
+    bool slow = cmd == "slow" || cmd == "goodbye";
     self->listener_.offload<LineConnection>(
         self->pool_, self->id_,
         [slow] {
@@ -44,7 +44,11 @@ class LineConnection : public Connection {
           return std::string("42");
         },
         [](LineConnection& c, std::string r) { c.send(r + "\r\n"); });
-    if (slow) self->release();  // the result arrives for a closed session and is dropped
+    if (cmd == "slow") self->release();  // the result arrives for a closed session and is dropped
+    if (cmd == "goodbye") {  // still open, but saying goodbye: the result must not follow it
+      self->begin_closing();
+      self->send("goodbye\r\n");
+    }
   }
   void send(const std::string& s) { bufferevent_write(bev_, s.data(), s.size()); }
   ThreadPool& pool_;
@@ -126,6 +130,18 @@ TEST_F(ListenerTest, OffloadBringsTheResultBackToAnOpenSession) {
   EXPECT_EQ(read_some(a), "hello\r\n");
   write_all(a, "job\r\n");
   EXPECT_EQ(read_some(a), "42\r\n");
+  ::close(a);
+}
+
+TEST_F(ListenerTest, OffloadResultForAClosingSessionIsDropped) {
+  int a = connect_client();
+  EXPECT_EQ(read_some(a), "hello\r\n");
+  write_all(a, "goodbye\r\n");
+  EXPECT_EQ(read_some(a), "goodbye\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // the 200 ms job is long done
+  char buf[16];
+  EXPECT_EQ(::recv(a, buf, sizeof(buf), MSG_DONTWAIT), -1) << "a result followed the goodbye";
+  EXPECT_EQ(errno, EAGAIN);
   ::close(a);
 }
 
