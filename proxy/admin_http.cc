@@ -107,6 +107,13 @@ std::string AdminHttp::metrics() const {
   for (const auto& [shard, n] : stats_.shard_error_counts()) {
     m += "basalt_shard_errors_total{shard=\"" + shard + "\"} " + std::to_string(n) + "\n";
   }
+  m += "# HELP basalt_shard_warm_connections_total Logins that took a warm shard connection (used) or found none "
+       "(missed); warm connections that broke (failed) or aged out unused (expired).\n";
+  m += "# TYPE basalt_shard_warm_connections_total counter\n";
+  for (auto [result, counter] : {std::pair{"used", &stats_.warm_used}, std::pair{"missed", &stats_.warm_missed},
+                                 std::pair{"failed", &stats_.warm_failed}, std::pair{"expired", &stats_.warm_expired}}) {
+    m += std::string("basalt_shard_warm_connections_total{result=\"") + result + "\"} " + get(*counter) + "\n";
+  }
   m += "# TYPE basalt_relayed_bytes_total counter\n";
   m += "basalt_relayed_bytes_total{direction=\"client_to_backend\"} " + get(stats_.bytes_client_to_backend) + "\n";
   m += "basalt_relayed_bytes_total{direction=\"backend_to_client\"} " + get(stats_.bytes_backend_to_client) + "\n";

@@ -102,12 +102,19 @@ void parse_general(const toml::table& root, ProxyConfig& c, std::string* error) 
   c.log_level = log.get<std::string>("level", c.log_level);
   Reader p(root["proxy"].as_table(), "proxy.", error);
   p.only({"workers", "greeting", "user", "auth_failure_delay_ms", "auth_failure_max_delay_ms", "auth_penalty_decay_s",
-          "trusted_networks", "trusted_load_balancers", "drain_timeout_s", "early_shard_login"});
+          "trusted_networks", "trusted_load_balancers", "drain_timeout_s", "early_shard_login",
+          "warm_shard_connections", "warm_shard_max_age_s"});
   auto workers = p.get<int64_t>("workers", c.workers);
   if (workers < 1 || workers > 256) p.fail("workers", "between 1 and 256");
   else c.workers = static_cast<unsigned>(workers);
   c.greeting = p.get<std::string>("greeting", c.greeting);
   c.early_shard_login = p.get<bool>("early_shard_login", c.early_shard_login);
+  auto warm = p.get<int64_t>("warm_shard_connections", static_cast<int64_t>(c.warm_shard_connections));
+  if (warm < 0 || warm > 64) p.fail("warm_shard_connections", "between 0 and 64");
+  else c.warm_shard_connections = static_cast<size_t>(warm);
+  auto warm_age = p.get<int64_t>("warm_shard_max_age_s", c.warm_shard_max_age.count());
+  if (warm_age < 1 || warm_age > 3600) p.fail("warm_shard_max_age_s", "between 1 and 3600");
+  else c.warm_shard_max_age = std::chrono::seconds(warm_age);
   c.run_as_user = p.get<std::string>("user", "");
   c.auth_failure_delay = std::chrono::milliseconds(p.get<int64_t>("auth_failure_delay_ms", 2000));
   c.drain_timeout = std::chrono::seconds(p.get<int64_t>("drain_timeout_s", 30));

@@ -74,6 +74,8 @@ struct ProxyConfig {
   std::chrono::seconds auth_penalty_decay{60};               // failure count halves per quiet period
   std::chrono::seconds drain_timeout{30};  // SIGTERM: logged-in sessions get this long to finish
   bool early_shard_login = true;  // master-login shards: log in while the directory checks the secret
+  size_t warm_shard_connections = 2;        // per worker, shard and protocol, opened ahead of logins
+  std::chrono::seconds warm_shard_max_age{20};  // ... and closed unused after this (below shards' pre-login timeouts)
   std::string greeting = "Basalt ready.";
   bool tls_enabled = false;
   TlsSettings tls;

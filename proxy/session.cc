@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/sasl.h"
 #include "proxy/shard_map.h"
+#include "proxy/shard_pool.h"
 #include "proxy/worker.h"
 
 namespace basalt::proxy {
@@ -24,12 +25,6 @@ using std::chrono::steady_clock;
 
 constexpr size_t kPreAuthOutputCap = 64 * 1024;
 constexpr size_t kPendingInputCap = 64 * 1024;
-
-void set_nodelay(bufferevent* bev) {
-  evutil_socket_t fd = bufferevent_getfd(bev);
-  int one = 1;
-  if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
 
 std::string describe_event(bufferevent* bev, short what) {
   if (what & BEV_EVENT_EOF) return "connection closed";
@@ -366,14 +361,14 @@ void Session::on_backend_write(bufferevent* bev, void* self) {
 void Session::on_backend_event(bufferevent* bev, short what, void* self) {
   auto* s = static_cast<Session*>(self);
   if (what & BEV_EVENT_CONNECTED) {
-    set_nodelay(bev);
-    s->backend_connected_ = true;
-    if (s->state_ == State::kBackendLogin) s->arm_timer(s->shard_->login_timeout);
-    s->on_backend_connected();
+    set_tcp_nodelay(bev);
+    s->backend_established();
     return;
   }
   std::string why = describe_event(bev, what);
-  if (s->state_ == State::kAuthenticating || s->state_ == State::kFailureDelay) {
+  if (s->state_ == State::kBackendLogin && s->backend_warm_) {
+    s->retry_backend_cold(why);
+  } else if (s->state_ == State::kAuthenticating || s->state_ == State::kFailureDelay) {
     s->drop_early_backend();  // an early connection failed: connect_backend() tries again
   } else if (s->state_ == State::kBackendLogin) {
     s->backend_login_failed(LoginFailure::kBackendDown, "shard " + s->shard_->name + ": " + why);
@@ -519,12 +514,19 @@ void Session::on_auth_cache_result(std::optional<directory::UserRoute> route, co
   route_to_shard(*route);
 }
 
-// Opens the connection to shard_ (the login comes later); "" or what went wrong.
-std::string Session::open_backend() {
+// Opens the connection to shard_ (the login comes later), a warm one from the worker's pool
+// when there is one; "" or what went wrong.
+std::string Session::open_backend(bool warm) {
   bool imap = is_imap(protocol_);
   if (imap ? !shard_->has_imap : !shard_->has_pop3) return "has no address for this protocol";
+  backend_warm_ = false;
+  if (bufferevent* ready = warm ? worker_.shard_pool().take(*shard_, imap) : nullptr) {
+    adopt_backend(ready);
+    return "";
+  }
   const SocketAddress& address = imap ? shard_->imap : shard_->pop3;
-  auto bev = new_backend_bufferevent(address);
+  auto bev = new_shard_bufferevent(worker_.base(), *shard_, tls_->shard(static_cast<size_t>(shard_ - config_.shards.data())),
+                                   address);
   if (!bev) return bev.error().message;
   backend_ = *bev;
   backend_connected_ = false;
@@ -535,6 +537,34 @@ std::string Session::open_backend() {
     return std::string("connect: ") + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
   }
   return "";
+}
+
+// A warm connection is connected and greeted: from here it goes as if it had just connected,
+// and its greeting is read at once (the login goes out now, not an iteration later).
+void Session::adopt_backend(bufferevent* bev) {
+  backend_ = bev;
+  backend_warm_ = true;
+  bufferevent_setcb(backend_, on_backend_read, on_backend_write, on_backend_event, this);
+  bufferevent_enable(backend_, EV_READ | EV_WRITE);
+  backend_established();
+  if (logging_in_to_backend()) on_backend_input(bufferevent_get_input(backend_));
+}
+
+void Session::backend_established() {
+  backend_connected_ = true;
+  if (state_ == State::kBackendLogin) arm_timer(shard_->login_timeout);
+  on_backend_connected();
+}
+
+// A warm connection broke during the login (the shard restarted, or closed it just as we took
+// it): the login is repeated once on a fresh connection before the client hears of it.
+void Session::retry_backend_cold(const std::string& why) {
+  logger("proxy")->debug("[C{}] warm connection to shard {} failed ({}); connecting afresh", id_, shard_->name, why);
+  free_bufferevent(backend_);
+  arm_timer(shard_->connect_timeout);
+  if (std::string error = open_backend(false); !error.empty()) {
+    backend_login_failed(LoginFailure::kBackendDown, "shard " + shard_->name + ": " + error);
+  }
 }
 
 void Session::connect_backend() {
@@ -563,35 +593,16 @@ void Session::connect_backend() {
 void Session::on_route_hint(const directory::UserRoute& route) {
   if (state_ != State::kAuthenticating || backend_) return;
   shard_ = ShardMap(config_.shards).resolve(route.shard);
-  if (!shard_ || !open_backend().empty()) return;  // a failure is retried, and reported, after the verdict
+  if (!shard_) return;
+  // Set before opening: a warm connection starts its login inside open_backend().
   early_login_ = config_.early_shard_login && shard_->login == ShardLogin::kMaster;
   early_user_ = route.user.empty() ? user_ : route.user;
+  if (!open_backend().empty()) early_login_ = false;  // a failure is retried, and reported, after the verdict
 }
 
 void Session::drop_early_backend() {
   free_bufferevent(backend_);
   early_login_ = backend_ready_ = false;
-}
-
-Result<bufferevent*> Session::new_backend_bufferevent(const SocketAddress& address) {
-  constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-  SSL_CTX* tls = tls_->shard(static_cast<size_t>(shard_ - config_.shards.data()));
-  if (!tls) {
-    bufferevent* bev = bufferevent_socket_new(worker_.base(), -1, kOptions);
-    if (!bev) return make_error("out of memory");
-    return bev;
-  }
-  SslPtr ssl(SSL_new(tls));
-  if (!ssl) return make_error("TLS: " + openssl_error_text());
-  if (auto named = set_tls_peer_name(ssl.get(), shard_->tls_name.empty() ? address.host() : shard_->tls_name); !named) {
-    return named.error();
-  }
-  // CONNECTED is reported once the handshake (and certificate verification) has succeeded.
-  bufferevent* bev =
-      bufferevent_openssl_socket_new(worker_.base(), -1, ssl.release(), BUFFEREVENT_SSL_CONNECTING, kOptions);
-  if (!bev) return make_error("out of memory");
-  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-  return bev;
 }
 
 void Session::backend_login_failed(LoginFailure failure, const std::string& detail) {

@@ -175,10 +175,12 @@ class Session : private Relay::Owner {
   bool try_auth_cache(const directory::AuthResult& unavailable);
   void on_auth_cache_result(std::optional<directory::UserRoute> route, const std::string& why_unavailable);
   void connect_backend();
-  std::string open_backend();
+  std::string open_backend(bool warm = true);
+  void adopt_backend(bufferevent* bev);
+  void backend_established();
+  void retry_backend_cold(const std::string& why);
   void on_route_hint(const directory::UserRoute& route);
   void drop_early_backend();
-  Result<bufferevent*> new_backend_bufferevent(const SocketAddress& address);
   void start_relay();
   void start_raw_relay();
   void rewrap_client();
@@ -206,6 +208,7 @@ class Session : private Relay::Owner {
   bool client_eof_ = false;          // proxying: the client is gone, the shard still answers
   bool client_eof_pending_ = false;
   bool backend_connected_ = false;   // TCP (and TLS) to the shard is up
+  bool backend_warm_ = false;        // ... taken from the worker's ShardPool (a failure is retried cold once)
   bool early_login_ = false;         // logging in to the shard before the directory's verdict
   bool backend_ready_ = false;       // ... and the shard has accepted it
   std::string early_user_;           // the route hint's user, whom the early login is for  // the client half-closed while its login was in progress

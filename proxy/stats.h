@@ -26,6 +26,10 @@ struct Stats {
   std::atomic<uint64_t> logins_unavailable{0};   // directory or backend down, account moving/disabled
   std::atomic<uint64_t> logins_refused{0};       // plaintext before TLS, protocol errors
   std::atomic<uint64_t> backend_errors{0};
+  std::atomic<uint64_t> warm_used{0};    // logins that took a warm shard connection
+  std::atomic<uint64_t> warm_missed{0};  // logins that found none ready and connected themselves
+  std::atomic<uint64_t> warm_failed{0};  // warm connections that broke or timed out unused
+  std::atomic<uint64_t> warm_expired{0};  // warm connections closed unused at max age
   std::atomic<uint64_t> bytes_client_to_backend{0};
   std::atomic<uint64_t> bytes_backend_to_client{0};
 

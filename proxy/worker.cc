@@ -35,6 +35,7 @@ Worker::~Worker() {
     if (a->listener) evconnlistener_free(a->listener);
   }
   directory_.reset();  // before the loop it runs on
+  shard_pool_.reset();
   retired_directories_.clear();
   if (reaper_) event_free(reaper_);
   tasks_.reset();
@@ -50,6 +51,8 @@ Result<void> Worker::init(const std::vector<ListenSocket>& sockets) {
   tasks_ = std::make_unique<LoopTasks>(base_.get());
   directory_ = directory::make_directory(config_->directory, base_.get(), offload());
   if (!directory_) return make_error("cannot create the directory");
+  shard_pool_ = std::make_unique<ShardPool>(base_.get(), stats_);
+  shard_pool_->configure(config_, tls_);
   for (const auto& socket : sockets) {
     auto acceptor = std::make_unique<Acceptor>();
     acceptor->worker = this;
@@ -77,6 +80,7 @@ void Worker::start() {
 void Worker::stop() {
   post([this] {
     for (auto& a : acceptors_) evconnlistener_disable(a->listener);
+    shard_pool_->stop();
     std::vector<uint64_t> ids;
     for (const auto& [id, session] : sessions_) ids.push_back(id);
     for (uint64_t id : ids) {
@@ -106,6 +110,7 @@ size_t Worker::kick_user(const std::string& user, const std::string& text) {
 
 void Worker::begin_drain() {
   for (auto& a : acceptors_) evconnlistener_disable(a->listener);
+  shard_pool_->stop();
   std::vector<uint64_t> ids;
   for (const auto& [id, session] : sessions_) {
     if (session->state() != State::kProxying) ids.push_back(id);
@@ -156,6 +161,7 @@ void Worker::reload(std::shared_ptr<const ProxyConfig> config, std::shared_ptr<c
   tls_ = std::move(tls);
   retired_directories_.push_back(std::move(directory_));
   directory_ = directory::make_directory(config_->directory, base_.get(), offload());
+  shard_pool_->configure(config_, tls_);
   event_active(reaper_, EV_TIMEOUT, 0);
 }
 

@@ -18,6 +18,7 @@
 #include "directory/directory.h"
 #include "proxy/proxy_config.h"
 #include "proxy/session.h"
+#include "proxy/shard_pool.h"
 #include "proxy/stats.h"
 #include "proxy/tls_contexts.h"
 
@@ -65,6 +66,7 @@ class Worker {
   ClientLimits& limits() { return limits_; }
   AuthCache& auth_cache() { return auth_cache_; }
   ThreadPool& pool() { return pool_; }
+  ShardPool& shard_pool() { return *shard_pool_; }
   unsigned index() const { return index_; }
   // Where raw relays read before writing through; one per loop, allocated on first use.
   std::span<char> relay_scratch();
@@ -111,6 +113,7 @@ class Worker {
   ThreadPool& pool_;
   CHandle<event_base, event_base_free> base_;
   std::unique_ptr<directory::Directory> directory_;
+  std::unique_ptr<ShardPool> shard_pool_;
   std::vector<std::unique_ptr<directory::Directory>> retired_directories_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;

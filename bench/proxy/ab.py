@@ -6,6 +6,9 @@ machine falls on all of them alike.
 
   bench/proxy/ab.py OLD_BINARY NEW_BINARY [...] [--rounds 4] [--what login,seq,fetch]
 
+A binary may carry [proxy] settings of its own, to compare settings of one build:
+  bench/proxy/ab.py build/proxy/basalt-proxy:warm_shard_connections=0 build/proxy/basalt-proxy
+
 login: --logins IMAP logins (connect, LOGIN, SELECT, LOGOUT) at 50 concurrent clients;
 seq: 200 sequential logins (p50 = unloaded latency); fetch: --fetches x 10 MB FETCH on one
 stream; syscalls: strace -c -f attached during --logins logins at 50 clients (counts per login,
@@ -56,6 +59,14 @@ def sched_cpu(pid: int) -> float:
     return total / 1e9
 
 
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """BINARY[:key=value,...] -> (binary, [proxy] settings); values are TOML literals."""
+    import tomllib
+    binary, _, rest = spec.partition(":")
+    overrides = tomllib.loads("\n".join(rest.split(","))) if rest else {}
+    return binary, overrides
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("bins", nargs="+")
@@ -68,11 +79,13 @@ def main() -> int:
     a = ap.parse_args()
 
     run = load_run_module()
+    specs = [parse_spec(b) for b in a.bins]
     args = argparse.Namespace(users=a.users, basalt_workers=a.workers, basalt_log_level="info",
                               basalt_cache_ttl=0, build_dir=str(HERE.parents[1] / "build-rel"),
-                              proxy_binary=a.bins[0], no_install=True, connections=200,
+                              proxy_binary=specs[0][0], no_install=True, connections=200,
                               keep_workdir=False, auth_threads=1)
     bench = run.Bench(args)
+    bench.proxy_overrides = specs[0][1]
     bench.start_dovecot_proxy = lambda: None
     bench.start_nginx = lambda: None
     run.ensure_packages = lambda allow: ""
@@ -83,8 +96,9 @@ def main() -> int:
     try:
         bench.setup()
         pids["b0"], ports["b0"] = bench.basalt.pid, bench.ports["basalt"]
-        for name, binary in zip(names[1:], a.bins[1:]):
+        for name, (binary, overrides) in zip(names[1:], specs[1:]):
             bench.proxy_binary = Path(binary)
+            bench.proxy_overrides = overrides
             bench.start_basalt()
             pids[name], ports[name] = bench.basalt.pid, bench.ports["basalt"]
         for name, binary in zip(names, a.bins):

@@ -592,7 +592,7 @@ class Bench:
         a = self.args
         ports = {"imap": bc.free_port(), "imaps": bc.free_port(), "pop3": bc.free_port()}
         cfg = bc.proxy_config_dict(self.slapd, self.shards, ports, self.certs,
-                                   proxy={"workers": a.basalt_workers},
+                                   proxy={"workers": a.basalt_workers, **getattr(self, "proxy_overrides", {})},
                                    log={"level": a.basalt_log_level})
         cfg["directory"]["cache_ttl_s"] = a.basalt_cache_ttl
         cfg["shard"] = [{

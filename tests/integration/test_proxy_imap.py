@@ -8,13 +8,14 @@ import imaplib
 import os
 import socket
 import ssl
+import threading
 import time
 
 import pytest
 
 import basalt_cluster as bc
 from conftest import SHARD_HOSTS, SHARD_ONLY_MAILBOX, USERS
-from wire import Conn, b64, client_tls, plain, wait_for, wait_sessions
+from wire import Conn, b64, client_tls, metrics, plain, wait_for, wait_sessions
 
 LISTENERS = ("imap", "imaps", "pop3", "pop3s")
 
@@ -352,7 +353,7 @@ def test_early_shard_login(make_proxy, shard_a, early):
     """The shard login overlaps the bind; a wrong password closes the early shard session."""
     proxy = make_proxy(listeners=("imap",), log={"level": "debug"},
                        proxy={"early_shard_login": early, "auth_failure_delay_ms": 200,
-                              "auth_failure_max_delay_ms": 200})
+                              "auth_failure_max_delay_ms": 200, "warm_shard_connections": 0})
     shard_port = shard_a.imap_port
     baseline = established_to(shard_port)
     # Right passwords: the shard login starts as soon as the directory has found the user
@@ -380,3 +381,122 @@ def test_early_shard_login(make_proxy, shard_a, early):
     assert wait_for(lambda: established_to(shard_port) == baseline, timeout=5)
     assert c.command("w2", "NOOP") == ["w2 OK NOOP completed."]
     c.command("w3", "LOGOUT")
+
+
+def test_logins_take_warm_shard_connections(make_proxy, shard_a):
+    """After a shard's first login the worker keeps greeted connections to it; the next login
+    takes one (the shard still gets the client's ID and the login) and it is replaced."""
+    proxy = make_proxy(listeners=("imap",), proxy={"workers": 1, "warm_shard_connections": 2})
+    baseline = established_to(shard_a.imap_port)
+
+    def login_and_select():
+        imap = imaplib.IMAP4(bc.LOOPBACK, proxy.port("imap"), timeout=10)
+        assert imap.login("alice", USERS["alice"]["password"])[0] == "OK"
+        typ, data = imap.select("INBOX", readonly=True)
+        assert typ == "OK" and int(data[0]) >= 1
+        imap.logout()
+
+    login_and_select()  # cold: connects itself, then the pool fills
+    assert wait_for(lambda: established_to(shard_a.imap_port) == baseline + 2, timeout=5)
+    for _ in range(3):
+        login_and_select()
+    m = metrics(proxy)
+    assert m['basalt_shard_warm_connections_total{result="missed"}'] == 1
+    assert m['basalt_shard_warm_connections_total{result="used"}'] == 3
+    assert m['basalt_shard_warm_connections_total{result="failed"}'] == 0
+    assert m['basalt_logins_total{result="ok"}'] == 4
+    assert wait_for(lambda: established_to(shard_a.imap_port) == baseline + 2, timeout=5)
+
+
+class FakeImapShard:
+    """A shard that greets, accepts any ID and AUTHENTICATE PLAIN and answers other commands
+    OK. doom_idle() marks the connections open now to be closed, unanswered, at their first
+    command: what a warm connection looks like when the shard restarted behind it."""
+
+    GREETING = b"* OK [CAPABILITY IMAP4rev1 SASL-IR ID AUTH=PLAIN] fake shard ready\r\n"
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server((bc.LOOPBACK, 0))
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open: list[FakeImapShard.Connection] = []
+        self.accepted = 0
+        self.logins: list[str] = []
+        self.doomed_closed = 0
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    class Connection:
+        doomed = False
+
+    def doom_idle(self) -> int:
+        with self.lock:
+            for c in self.open:
+                c.doomed = True
+            return len(self.open)
+
+    def accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            state = FakeImapShard.Connection()
+            with self.lock:
+                self.accepted += 1
+                self.open.append(state)
+            threading.Thread(target=self.serve, args=(conn, state), daemon=True).start()
+
+    def serve(self, conn: socket.socket, state: Connection) -> None:
+        with conn, conn.makefile("rb") as f:
+            conn.sendall(self.GREETING)
+            for raw in f:
+                with self.lock:
+                    self.open = [c for c in self.open if c is not state]
+                    if state.doomed:
+                        self.doomed_closed += 1
+                        return
+                tag, _, rest = raw.decode().rstrip("\r\n").partition(" ")
+                command = rest.split(" ")[0].upper()
+                if command == "AUTHENTICATE":
+                    authzid = base64.b64decode(rest.split(" ")[2]).split(b"\0")[0].decode()
+                    with self.lock:
+                        self.logins.append(authzid)
+                    conn.sendall(f"{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n".encode())
+                elif command == "LOGOUT":
+                    conn.sendall(f"* BYE bye\r\n{tag} OK done\r\n".encode())
+                    return
+                else:
+                    conn.sendall(f"{tag} OK done\r\n".encode())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_a_warm_connection_broken_by_the_shard_is_replaced_before_the_client_notices(make_proxy, early):
+    fake = FakeImapShard()
+    try:
+        proxy = make_proxy(listeners=("imap",),
+                           proxy={"workers": 1, "warm_shard_connections": 1, "early_shard_login": early},
+                           shard=[{"name": "a", "hosts": ["a.mail.test"], "imap": f"{bc.LOOPBACK}:{fake.port}",
+                                   "login": "master", "master_user": "proxy", "master_password": "pw"}])
+
+        def login() -> list[str]:
+            c = Conn(proxy.port("imap"))
+            c.line()
+            reply = c.command("a", f"LOGIN alice {USERS['alice']['password']}")
+            c.command("b", "LOGOUT")
+            return reply
+
+        assert login()[-1].startswith("a OK ")
+        assert wait_for(lambda: len(fake.open) == 1, timeout=5)  # the warm one, greeted and idle
+        assert fake.doom_idle() == 1
+        assert login()[-1].startswith("a OK ")
+        assert fake.doomed_closed == 1
+        assert fake.logins == ["alice", "alice"]
+        m = metrics(proxy)
+        assert m['basalt_shard_warm_connections_total{result="used"}'] == 1
+        assert m["basalt_backend_errors_total"] == 0
+        assert m['basalt_logins_total{result="ok"}'] == 2
+    finally:
+        fake.close()

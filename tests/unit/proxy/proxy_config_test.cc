@@ -29,6 +29,8 @@ TEST(ProxyConfig, MinimalConfigGetsDefaults) {
   EXPECT_FALSE(c->admin.enabled);
   EXPECT_EQ(c->limits.max_line, 8192u);
   EXPECT_EQ(c->limits.idle_timeout.count(), 1800);
+  EXPECT_EQ(c->warm_shard_connections, 2u);
+  EXPECT_EQ(c->warm_shard_max_age.count(), 20);
   ASSERT_EQ(c->listeners.size(), 1u);
   EXPECT_EQ(c->listeners[0].protocol, Protocol::kImap);
   ASSERT_EQ(c->shards.size(), 1u);
@@ -90,6 +92,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"[proxy]\nwrokers = 2\n", "proxy.wrokers: unknown key"},
                       BadCase{"[proxy]\ntrusted_networks = [\"10.0.0.0/33\"]\n", "proxy.trusted_networks"},
                       BadCase{"[limits]\nmax_line = 100\n", "limits.max_line"},
+                      BadCase{"[proxy]\nwarm_shard_connections = -1\n", "proxy.warm_shard_connections"},
+                      BadCase{"[proxy]\nwarm_shard_connections = 65\n", "proxy.warm_shard_connections"},
+                      BadCase{"[proxy]\nwarm_shard_max_age_s = 0\n", "proxy.warm_shard_max_age_s"},
                       BadCase{"[proxy]\nworkers = 4294967297\n", "proxy.workers"},
                       BadCase{"[limits]\nmax_literal = 1000000000\n", "limits.max_literal"},
                       BadCase{"[limits]\nmax_bad_commands = 0\n", "limits.max_bad_commands"},
