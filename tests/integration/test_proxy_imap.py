@@ -408,6 +408,29 @@ def test_logins_take_warm_shard_connections(make_proxy, shard_a):
     assert wait_for(lambda: established_to(shard_a.imap_port) == baseline + 2, timeout=5)
 
 
+def test_warm_connections_still_carry_each_clients_address(make_proxy, shard_a, shard_b):
+    """The ID (IMAP) and XCLIENT (POP3) with the real client address go out per login, also on
+    a connection that was opened and greeted before the client came."""
+    proxy = make_proxy(listeners=("imap", "pop3"), proxy={"workers": 1})
+    for n, source in enumerate(("127.0.0.5", "127.0.0.6")):
+        c = Conn(proxy.port("imap"), source=source)
+        c.line()
+        assert c.command("a", "LOGIN bob bob-secret")[-1].startswith("a OK")
+        c.command("b", "LOGOUT")
+        p = Conn(proxy.port("pop3"), source=source)
+        p.line()
+        p.send("AUTH PLAIN " + plain("carol", "carol-secret") + "\r\n")
+        assert p.line() == "+OK Logged in."
+        p.send("QUIT\r\n")
+        p.line()
+        if n == 0:  # the pools fill after the first logins
+            time.sleep(0.5)
+    m = metrics(proxy)
+    assert m['basalt_shard_warm_connections_total{result="used"}'] == 2
+    assert wait_for(lambda: [l for l in shard_a.log_text().splitlines() if "user=<bob>" in l and "rip=127.0.0.6" in l])
+    assert wait_for(lambda: [l for l in shard_b.log_text().splitlines()
+                             if "pop3-login" in l and "user=<carol>" in l and "rip=127.0.0.6" in l])
+
 class FakeImapShard:
     """A shard that greets, accepts any ID and AUTHENTICATE PLAIN and answers other commands
     OK. doom_idle() marks the connections open now to be closed, unanswered, at their first
