@@ -11,7 +11,7 @@ A binary may carry [proxy] settings of its own, to compare settings of one build
 
 login: --logins IMAP logins (connect, LOGIN, SELECT, LOGOUT) at 50 concurrent clients;
 seq: 200 sequential logins (p50 = unloaded latency); fetch: --fetches x 10 MB FETCH on one
-stream; syscalls: strace -c -f attached during --logins logins at 50 clients (counts per login,
+stream; fetchtls: the same over IMAPS (TLS between client and proxy); syscalls: strace -c -f attached during --logins logins at 50 clients (counts per login,
 which do not depend on the machine's load). CPU is the proxy's utime + stime from
 /proc/PID/stat over each run. Prints one line per run and, at the end, median and min-max per
 binary and measure.
@@ -131,13 +131,14 @@ def main() -> int:
                 return syscalls(name)
             bench.ports["basalt"] = ports[name]
             c0, s0 = proc_cpu(pids[name]), sched_cpu(pids[name])
-            if what == "fetch":
-                r = bench.loadgen("fetch", "basalt", "--user", run.BIG_USER, "--password", run.PASSWORD,
-                                  "--streams", "1", "--fetches", str(a.fetches))
+            if what in ("fetch", "fetchtls"):
+                bench.ports["basalt-tls"] = {"imap": ports[name]["imaps"]}
+                r = bench.loadgen("fetch", "basalt" if what == "fetch" else "basalt-tls", "--user", run.BIG_USER,
+                                  "--password", run.PASSWORD, "--streams", "1", "--fetches", str(a.fetches))
                 mb = r["bytes"] / 1e6
                 cpu = (proc_cpu(pids[name]) - c0) * 1000 / max(mb, 1e-9)
                 exact = (sched_cpu(pids[name]) - s0) * 1000 / max(mb, 1e-9)
-                print(f"  fetch {name}: {r['mb_per_s']:6.0f} MB/s  cpu {cpu:.3f} ms/MB (schedstat {exact:.3f})  "
+                print(f"  {what} {name}: {r['mb_per_s']:6.0f} MB/s  cpu {cpu:.3f} ms/MB (schedstat {exact:.3f})  "
                       f"errors {r['errors']}", flush=True)
                 results.setdefault((what, name), []).append((cpu, r["mb_per_s"]))
                 return
@@ -169,7 +170,7 @@ def main() -> int:
                     continue
                 cpu = [r[0] for r in rows]
                 other = [r[1] for r in rows]
-                unit, label = ("ms/MB", "MB/s") if what == "fetch" else ("ms/login", "p50 ms")
+                unit, label = ("ms/MB", "MB/s") if what.startswith("fetch") else ("ms/login", "p50 ms")
                 print(f"{what:5s} {name}: cpu {statistics.median(cpu):.3f} [{min(cpu):.3f}-{max(cpu):.3f}] {unit}"
                       f"   {label} {statistics.median(other):.2f} [{min(other):.2f}-{max(other):.2f}]", flush=True)
         bench.finished = True

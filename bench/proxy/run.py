@@ -771,6 +771,15 @@ class Bench:
                 self.add(t, key, r)
                 cpu = " ".join(f"{k} {v * 1e9 / max(1, r['bytes']):.3f} ms/MB" for k, v in r["cpu"].items())
                 log(f"  fetch x{streams} {t:8s} {r['mb_per_s']:8.0f} MB/s, {r['errors']} errors {cpu}")
+        # basalt with a TLS client (IMAPS), the shard plain: reported, no anchor
+        cpu0 = self.cpu_of("basalt-tls")
+        r = self.loadgen("fetch", "basalt-tls", "--user", BIG_USER, "--password", PASSWORD,
+                         "--streams", "1", "--fetches", str(a.fetches))
+        r["cpu"] = {k: self.cpu_of("basalt-tls")[k] - cpu0[k] for k in cpu0}
+        r.setdefault("mb_per_s", 0.0)
+        self.add("basalt-tls", "fetch1", r)
+        log(f"  fetch x1 basalt-tls {r['mb_per_s']:8.0f} MB/s, {r['errors']} errors "
+            f"proxy {r['cpu']['proxy'] * 1e9 / max(1, r['bytes']):.3f} ms/MB")
         if not a.no_pop3:
             for t in TARGETS:
                 r = self.login_run(t, "pop3", a.concurrency, a.duration / 2, None)
@@ -871,6 +880,8 @@ class Bench:
             imap = m["imap50"]
             errors = sum(r["errors"] for k in ("imap50", "seq", "fetch1", "fetch4", "pop3")
                          for r in m.get(k, []))
+            if t == "basalt":
+                errors += sum(r["errors"] for r in s.get("basalt-tls", {}).get("fetch1", []))
             row(t, f"IMAP logins/s @{self.args.concurrency}", "rate", med([r["rate"] for r in imap]), "{:.0f}")
             row(t, f"IMAP login p50 / p99 @{self.args.concurrency} (ms)", "p50",
                 med([r["p50_ms"] for r in imap]), "{:.2f}")
@@ -902,6 +913,15 @@ class Bench:
                 mb = sum(r["bytes"] for r in m["fetch1"]) / 1e6
                 cpu = sum(r["cpu"]["proxy"] for r in m["fetch1"])
                 row(t, "CPU per MB relayed, 1 stream (ms)", "cpu_mb", 1000 * cpu / max(1e-9, mb), "{:.3f}")
+            if t == "basalt" and s.get("basalt-tls", {}).get("fetch1"):
+                tls = s["basalt-tls"]["fetch1"]
+                ft = [r["mb_per_s"] for r in tls]
+                row(t, "10 MB FETCH over IMAPS, 1 stream (MB/s)", "mbps1_tls", med(ft), "{:.0f}")
+                row(t, "relay ratio vs direct, IMAPS, 1 stream", "relay1_tls",
+                    med([x / d for x, d in zip(ft, direct_f1)]), "{:.2f}")
+                mb = sum(r["bytes"] for r in tls) / 1e6
+                cpu = sum(r["cpu"]["proxy"] for r in tls)
+                row(t, "CPU per MB relayed, IMAPS (ms)", "cpu_mb_tls", 1000 * cpu / max(1e-9, mb), "{:.3f}")
             if "pop3" in m:
                 row(t, f"POP3 logins/s @{self.args.concurrency}", "pop3",
                     med([r["rate"] for r in m["pop3"]]), "{:.0f}")
