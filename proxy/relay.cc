@@ -1,6 +1,9 @@
 #include "proxy/relay.h"
 
 #include <event2/buffer.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -23,11 +26,61 @@ Relay::Side other(Relay::Side side) {
   return side == Relay::Side::kClient ? Relay::Side::kBackend : Relay::Side::kClient;
 }
 
+// The write side of a relayed client's SSL: records collect in memory (the loop's sink string)
+// and the relay sends them in one piece.
+int sink_write(BIO* bio, const char* data, int size) {
+  static_cast<std::string*>(BIO_get_data(bio))->append(data, static_cast<size_t>(size));
+  return size;
+}
+
+long sink_ctrl(BIO*, int command, long, void*) {
+  if (command == BIO_CTRL_FLUSH) return 1;
+  if (command == BIO_C_GET_FD) return -1;  // no socket behind it
+  return 0;
+}
+
+int sink_create(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+const BIO_METHOD* sink_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "basalt relay sink");
+    BIO_meth_set_write(m, sink_write);
+    BIO_meth_set_ctrl(m, sink_ctrl);
+    BIO_meth_set_create(m, sink_create);
+    return m;
+  }();
+  return method;
+}
+
+std::string tls_error(int code) {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return std::string("TLS error: ") + buf;
+  }
+  return code == SSL_ERROR_SYSCALL && errno != 0 ? evutil_socket_error_to_string(errno) : "TLS error";
+}
+
 }  // namespace
 
 Relay::Relay(event_base* base, std::span<char> scratch, size_t max_read, Owner& owner, evutil_socket_t client_fd,
-             evutil_socket_t backend_fd)
-    : owner_(owner), scratch_(scratch), max_read_(std::min(max_read, scratch.size())), backend_fd_(backend_fd) {
+             evutil_socket_t backend_fd, SSL* client_tls, std::string* tls_sink)
+    : owner_(owner),
+      scratch_(scratch),
+      max_read_(std::min(max_read, scratch.size())),
+      backend_fd_(backend_fd),
+      tls_(client_tls && tls_sink ? client_tls : nullptr),
+      sink_(tls_sink) {
+  if (tls_) {
+    BIO* sink = BIO_new(sink_method());
+    BIO_set_data(sink, sink_);
+    SSL_set0_wbio(tls_, sink);  // the socket BIO stays for reading
+  }
   event_assign(&up_.readable, base, client_fd, EV_READ | EV_PERSIST, on_readable, &up_);
   event_assign(&up_.writable, base, backend_fd, EV_WRITE | EV_PERSIST, on_writable, &up_);
   event_assign(&down_.readable, base, backend_fd, EV_READ | EV_PERSIST, on_readable, &down_);
@@ -54,9 +107,21 @@ void Relay::start(evbuffer* to_client, evbuffer* to_backend, bool client_eof) {
   queue(up_, to_backend);
   up_.eof = client_eof;
   for (Flow* flow : {&up_, &down_}) {
-    if (!flow->pending && !flow->eof) event_add(&flow->readable, nullptr);
+    if (!flow->pending && !flow->eof) resume_reading(*flow);
   }
   if (client_eof && !up_.pending) shutdown(backend_fd_, SHUT_WR);
+}
+
+// Readable events do not see what the SSL has already taken off the socket: that is read now.
+void Relay::resume_reading(Flow& flow) {
+  event_add(&flow.readable, nullptr);
+  if (tls_ && &flow == &up_ && SSL_has_pending(tls_)) event_active(&flow.readable, EV_READ, 1);
+}
+
+void Relay::quiesce() {
+  quiet_ = true;
+  for (event* e : {&up_.readable, &down_.readable, &tail_}) event_del(e);
+  if (!down_.pending) owner_.on_relay_client_flushed();
 }
 
 // Writes what the login left queued at once (the client's tagged OK is usually in there); a
@@ -65,10 +130,19 @@ void Relay::queue(Flow& flow, evbuffer* data) {
   size_t size = evbuffer_get_length(data);
   if (size == 0) return;
   const char* bytes = reinterpret_cast<const char*>(evbuffer_pullup(data, -1));
-  ssize_t sent = send(flow.to, bytes, size, MSG_NOSIGNAL);
-  size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
-  if (done < size) keep(flow, bytes + done, size - done);
+  if (encrypts(flow)) {
+    encrypt(bytes, size);
+    emit_tls();
+  } else {
+    send_or_keep(flow, bytes, size);
+  }
   evbuffer_drain(data, size);
+}
+
+void Relay::send_or_keep(Flow& flow, const char* data, size_t size) {
+  ssize_t sent = flow.pending ? 0 : send(flow.to, data, size, MSG_NOSIGNAL);
+  size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
+  if (done < size) keep(flow, data + done, size - done);
 }
 
 void Relay::take_client_pending(evbuffer* out) {
@@ -100,6 +174,7 @@ void Relay::on_tail(evutil_socket_t, short, void* arg) {
 
 // Returns false once the owner has been told the relay is over (it may be gone).
 bool Relay::read_some(Flow& flow) {
+  if (tls_ && &flow == &up_) return read_tls(flow);
   for (int i = 0; i < kReadsPerWakeup; ++i) {
     ssize_t n = recv(flow.from, scratch_.data(), max_read_, 0);
     if (n == 0) return source_ended(flow);
@@ -114,6 +189,11 @@ bool Relay::read_some(Flow& flow) {
 }
 
 bool Relay::forward(Flow& flow, const char* data, size_t size) {
+  if (encrypts(flow)) {
+    if (!encrypt(data, size)) return closed(Side::kClient, tls_error(SSL_ERROR_SSL));
+    emit_tls();
+    return true;
+  }
   ssize_t sent = send(flow.to, data, size, MSG_NOSIGNAL);
   if (sent < 0 && !would_block(errno)) return closed(other(flow.source), evutil_socket_error_to_string(errno));
   size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
@@ -121,12 +201,80 @@ bool Relay::forward(Flow& flow, const char* data, size_t size) {
   return true;
 }
 
+// Fills the scratch buffer with what the client's SSL can decrypt now (several records), then
+// forwards it in one send.
+bool Relay::read_tls(Flow& flow) {
+  size_t filled = 0;
+  int failure = SSL_ERROR_NONE;
+  int read_errno = 0;
+  while (filled < max_read_) {
+    size_t n = 0;
+    errno = 0;
+    int rc = SSL_read_ex(tls_, scratch_.data() + filled, max_read_ - filled, &n);
+    if (rc == 1) {
+      filled += n;
+      continue;
+    }
+    read_errno = errno;
+    failure = SSL_get_error(tls_, rc);
+    break;
+  }
+  emit_tls();  // what reading made the SSL say (a KeyUpdate answer, an alert)
+  if (filled > 0) {
+    owner_.on_relayed(flow.source, filled);
+    if (!forward(flow, scratch_.data(), filled)) return false;
+  }
+  switch (failure) {
+    case SSL_ERROR_NONE:  // scratch full: the rest is read once the shard has taken this
+    case SSL_ERROR_WANT_READ:
+      if (!flow.pending && SSL_has_pending(tls_)) event_active(&flow.readable, EV_READ, 1);
+      ERR_clear_error();
+      return true;
+    case SSL_ERROR_ZERO_RETURN:  // close_notify
+      return source_ended(flow);
+    default: {
+      unsigned long e = ERR_peek_error();
+      bool dirty_eof = (failure == SSL_ERROR_SYSCALL && e == 0 && read_errno == 0) ||
+                       (failure == SSL_ERROR_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+      if (dirty_eof) {  // the client closed without close_notify: an end like any other
+        ERR_clear_error();
+        return source_ended(flow);
+      }
+      errno = read_errno;
+      return closed(flow.source, tls_error(failure));
+    }
+  }
+}
+
+bool Relay::encrypt(const char* data, size_t size) {
+  while (size > 0) {
+    size_t n = 0;
+    if (SSL_write_ex(tls_, data, size, &n) != 1) return false;  // the sink takes everything
+    data += n;
+    size -= n;
+  }
+  return true;
+}
+
+// Sends the records the sink collected to the client, behind whatever still waits for it.
+void Relay::emit_tls() {
+  if (sink_->empty()) return;
+  send_or_keep(down_, sink_->data(), sink_->size());
+  sink_->clear();
+}
+
 // Back-pressure: what the reader did not take waits here, and its source is not read meanwhile.
+// More can join it (records the client's SSL writes while the client is slow).
 void Relay::keep(Flow& flow, const char* data, size_t size) {
-  flow.pending = std::make_unique_for_overwrite<char[]>(size);
-  std::memcpy(flow.pending.get(), data, size);
+  size_t waiting = flow.pending_end - flow.pending_begin;
+  auto block = std::make_unique_for_overwrite<char[]>(waiting + size);
+  if (waiting > 0) std::memcpy(block.get(), flow.pending.get() + flow.pending_begin, waiting);
+  std::memcpy(block.get() + waiting, data, size);
+  bool was_waiting = flow.pending != nullptr;
+  flow.pending = std::move(block);
   flow.pending_begin = 0;
-  flow.pending_end = size;
+  flow.pending_end = waiting + size;
+  if (was_waiting) return;
   event_del(&flow.readable);
   event_add(&flow.writable, nullptr);
 }
@@ -141,10 +289,12 @@ bool Relay::flush_pending(Flow& flow) {
   flow.pending.reset();  // an idle session holds no buffer
   flow.pending_begin = flow.pending_end = 0;
   event_del(&flow.writable);
-  if (flow.eof) {
+  if (quiet_) {
+    if (&flow == &down_) owner_.on_relay_client_flushed();
+  } else if (flow.eof) {
     shutdown(flow.to, SHUT_WR);  // the client half-closed and everything it sent is delivered
   } else {
-    event_add(&flow.readable, nullptr);
+    resume_reading(flow);
   }
   return true;
 }

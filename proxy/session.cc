@@ -114,14 +114,14 @@ Session::Session(Worker& worker, uint64_t id, Protocol protocol, evutil_socket_t
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (is_implicit_tls(protocol)) {
-    client_ = new_tls_client(fd);
+    client_ = new_tls_client(fd);  // owns fd from here
     state_ = State::kTlsHandshake;
   } else {
     // Without CLOSE_ON_FREE: STARTTLS swaps this bufferevent for a TLS one on the same socket.
     client_ = bufferevent_socket_new(worker.base(), fd, BEV_OPT_DEFER_CALLBACKS);
     if (client_) client_fd_ = fd;
   }
-  if (!client_) evutil_closesocket(fd);
+  if (!client_) evutil_closesocket(fd);  // and client_fd_ stays -1
   worker_.stats().sessions.fetch_add(1, std::memory_order_relaxed);
   worker_.stats().open_by_protocol[is_imap(protocol_) ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
   Stats::add(worker_.stats().sessions_total);
@@ -217,23 +217,25 @@ void Session::send_to_backend(std::string_view text) {
 bool Session::count_bad_command() { return ++bad_commands_ >= config_.limits.max_bad_commands; }
 
 bufferevent* Session::new_tls_client(evutil_socket_t fd) {
-  SSL* ssl = SSL_new(tls_->server.get());
+  SslPtr ssl(SSL_new(tls_->server.get()));
   if (!ssl) return nullptr;
+  // The session owns the SSL and the socket (no CLOSE_ON_FREE): after the login the relay takes
+  // them over from the bufferevent, and may hand them back for the last words.
   // A socket-level TLS bufferevent (not a filter over the plain one): its output buffer is what
   // waits for the client, so the pre-auth cap, the relay watermarks and "flushed" all see it.
-  bufferevent* bev = bufferevent_openssl_socket_new(worker_.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-  if (!bev) {
-    SSL_free(ssl);
-    return nullptr;
-  }
+  bufferevent* bev =
+      bufferevent_openssl_socket_new(worker_.base(), fd, ssl.get(), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_DEFER_CALLBACKS);
+  if (!bev) return nullptr;
   bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  client_ssl_ = std::move(ssl);
+  client_fd_ = fd;
   tls_active_ = true;
   return bev;
 }
 
 void Session::release_client() {
   free_bufferevent(client_);
+  client_ssl_.reset();
   if (client_fd_ >= 0) evutil_closesocket(client_fd_);
   client_fd_ = -1;
 }
@@ -258,13 +260,10 @@ bool Session::start_tls(evbuffer* input) {
 
 void Session::finish_starttls() {
   starttls_pending_ = false;
-  evutil_socket_t fd = client_fd_;
   free_bufferevent(client_);
-  client_fd_ = -1;
-  client_ = new_tls_client(fd);
+  client_ = new_tls_client(client_fd_);
   if (!client_) {
-    evutil_closesocket(fd);
-    close("cannot start TLS: " + openssl_error_text());
+    close("cannot start TLS: " + openssl_error_text());  // closes the socket
     return;
   }
   install_client_callbacks();
@@ -366,9 +365,8 @@ void Session::on_backend_event(bufferevent* bev, short what, void* self) {
     return;
   }
   std::string why = describe_event(bev, what);
-  if (s->state_ == State::kBackendLogin && s->backend_warm_) {
-    s->retry_backend_cold(why);
-  } else if (s->state_ == State::kAuthenticating || s->state_ == State::kFailureDelay) {
+  if (s->state_ == State::kAuthenticating || s->state_ == State::kFailureDelay) {
+    if (s->backend_warm_) Stats::add(s->worker_.stats().warm_failed);
     s->drop_early_backend();  // an early connection failed: connect_backend() tries again
   } else if (s->state_ == State::kBackendLogin) {
     s->backend_login_failed(LoginFailure::kBackendDown, "shard " + s->shard_->name + ": " + why);
@@ -556,10 +554,13 @@ void Session::backend_established() {
   on_backend_connected();
 }
 
-// A warm connection broke during the login (the shard restarted, or closed it just as we took
-// it): the login is repeated once on a fresh connection before the client hears of it.
+// A login on a warm connection failed: the shard restarted or closed it just as we took it, or
+// (Dovecot after a reload) its old login process can no longer reach the auth service and
+// answers NO. The login is repeated once on a fresh connection before the client hears of it.
 void Session::retry_backend_cold(const std::string& why) {
-  logger("proxy")->debug("[C{}] warm connection to shard {} failed ({}); connecting afresh", id_, shard_->name, why);
+  logger("proxy")->info("[C{}] login on a warm connection to shard {} failed ({}); retrying on a new one", id_,
+                        shard_->name, why);
+  Stats::add(worker_.stats().warm_failed);
   free_bufferevent(backend_);
   arm_timer(shard_->connect_timeout);
   if (std::string error = open_backend(false); !error.empty()) {
@@ -608,10 +609,15 @@ void Session::drop_early_backend() {
 void Session::backend_login_failed(LoginFailure failure, const std::string& detail) {
   if (state_ == State::kAuthenticating && early_login_) {
     logger("proxy")->debug("[C{}] early shard login dropped: {}", id_, detail);
+    if (backend_warm_) Stats::add(worker_.stats().warm_failed);
     drop_early_backend();
     return;
   }
   if (state_ != State::kBackendLogin) return;
+  if (backend_warm_) {
+    retry_backend_cold(detail);
+    return;
+  }
   Stats::add(worker_.stats().backend_errors);
   worker_.stats().shard_error(shard_->name);
   free_bufferevent(backend_);

@@ -189,6 +189,8 @@ class Session : private Relay::Owner {
   void on_relayed(Relay::Side from, size_t bytes) override;
   void on_relay_client_eof() override;
   void on_relay_closed(Relay::Side side, const std::string& why) override;
+  void on_relay_client_flushed() override;
+  void end_relay(const std::string& bye, const std::string& reason);
   void relay(bufferevent* from, bufferevent* to);
   void on_relay_drained(bufferevent* drained);
   bool is_tls(bufferevent* bev) const;
@@ -215,7 +217,12 @@ class Session : private Relay::Owner {
   bool holds_connection_slot_ = false;  // counted against max_connections_per_ip
   bool over_connection_limit_ = false;
   bool holds_session_slot_ = false;     // counted against max_sessions_per_user         // proxying: client is gone, shard still answering
-  evutil_socket_t client_fd_ = -1;  // set while a plain bufferevent (not owning it) wraps the socket
+  evutil_socket_t client_fd_ = -1;  // the client socket (owned: no bufferevent of ours closes it)
+  SslPtr client_ssl_;               // TLS to the client (owned: the bufferevent or the relay uses it)
+  struct RelayEnd {
+    std::string bye, reason;
+  };
+  std::optional<RelayEnd> relay_end_;  // waiting for the relay to flush before the last words
   size_t bad_commands_ = 0;
   event* timer_ = nullptr;
   std::function<void()> timer_action_;

@@ -1,7 +1,10 @@
-// Session, after the login: the byte relay between client and shard (raw sockets when both are
-// plain, bufferevents with watermarks otherwise), half-close, kick.
+// Session, after the login: the byte relay between client and shard (raw sockets when the shard
+// is plain, the client plain or TLS; bufferevents with watermarks otherwise), half-close, kick.
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include "proxy/session.h"
@@ -12,7 +15,7 @@ void Session::start_relay() {
   last_activity_ = std::chrono::steady_clock::now();
   timer_action_ = [this] { on_timeout(); };
   arm_timer(std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.idle_timeout));
-  if (!tls_active_ && !shard_->tls) {
+  if (!shard_->tls) {
     start_raw_relay();
     return;
   }
@@ -30,15 +33,19 @@ void Session::start_relay() {
   if (client_eof_pending_) on_client_eof();
 }
 
-// Both sides plain: the relay takes both sockets over, with what the login left in the
-// bufferevents (the client's tagged OK, anything pipelined either way).
+// A plain shard: the relay takes both sockets (and a TLS client's SSL) over, with what the login
+// left in the bufferevents (the client's tagged OK, anything pipelined either way). A TLS
+// bufferevent may have tried to write its output already: those bytes are still at its head,
+// and the relay's first SSL write repeats them, as OpenSSL requires.
 void Session::start_raw_relay() {
   relay(backend_, client_);
   relay(client_, backend_);
   evutil_socket_t backend_fd = bufferevent_getfd(backend_);
   bufferevent_setfd(backend_, -1);  // so that freeing the bufferevent does not close it
+  if (client_ssl_) SSL_set_mode(client_ssl_.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   relay_ = std::make_unique<Relay>(worker_.base(), worker_.relay_scratch(), config_.limits.relay_high_watermark,
-                                   static_cast<Relay::Owner&>(*this), client_fd_, backend_fd);
+                                   static_cast<Relay::Owner&>(*this), client_fd_, backend_fd, client_ssl_.get(),
+                                   &worker_.relay_tls_sink());
   relay_->start(bufferevent_get_output(client_), bufferevent_get_output(backend_), client_eof_pending_);
   free_bufferevent(client_);
   free_bufferevent(backend_);
@@ -46,15 +53,48 @@ void Session::start_raw_relay() {
 }
 
 // Back to a bufferevent on the client socket for the last words: what the shard sent, a
-// goodbye, then close once flushed. The shard's socket closes with the relay.
+// goodbye, then close once flushed. The shard's socket closes with the relay. A TLS client's
+// SSL goes back to writing to its socket (the relay has sent all its records: see end_relay).
 void Session::rewrap_client() {
-  client_ = bufferevent_socket_new(worker_.base(), client_fd_, BEV_OPT_DEFER_CALLBACKS);
+  if (client_ssl_) {
+    SSL_set0_wbio(client_ssl_.get(), BIO_new_socket(client_fd_, BIO_NOCLOSE));
+    client_ = bufferevent_openssl_socket_new(worker_.base(), client_fd_, client_ssl_.get(), BUFFEREVENT_SSL_OPEN,
+                                             BEV_OPT_DEFER_CALLBACKS);
+    if (client_) bufferevent_openssl_set_allow_dirty_shutdown(client_, 1);
+  } else {
+    client_ = bufferevent_socket_new(worker_.base(), client_fd_, BEV_OPT_DEFER_CALLBACKS);
+    if (client_) relay_->take_client_pending(bufferevent_get_output(client_));
+  }
   if (client_) {
     install_client_callbacks();
-    relay_->take_client_pending(bufferevent_get_output(client_));
     bufferevent_enable(client_, EV_WRITE);
   }
   relay_.reset();
+}
+
+// The relay ends (the shard closed, a kick, a drain): what it holds for the client goes first,
+// then `bye` (if any), then the close once that is flushed. What waits for a TLS client is
+// ciphertext, which only the relay can send: the session waits for it (reading nothing more).
+void Session::end_relay(const std::string& bye, const std::string& reason) {
+  if (client_ssl_ && !relay_->client_flushed()) {
+    relay_end_ = RelayEnd{bye, reason};
+    close_reason_ = reason;
+    set_state(State::kClosing);
+    timer_action_ = [this] { on_timeout(); };
+    arm_timer(kFlushTimeout);
+    relay_->quiesce();
+    return;
+  }
+  rewrap_client();
+  if (!bye.empty()) send_bye(bye);
+  close_after_flush(reason);
+}
+
+void Session::on_relay_client_flushed() {
+  if (!relay_end_) return;
+  RelayEnd end = std::move(*relay_end_);
+  relay_end_.reset();
+  end_relay(end.bye, end.reason);
 }
 
 void Session::count_relayed(bool from_client, size_t bytes) {
@@ -75,8 +115,7 @@ void Session::on_relay_closed(Relay::Side side, const std::string& why) {
     close("client " + why);
     return;
   }
-  rewrap_client();
-  close_after_flush("backend " + why);
+  end_relay("", "backend " + why);
 }
 
 void Session::relay(bufferevent* from, bufferevent* to) {
@@ -145,8 +184,10 @@ void Session::on_side_closed(bufferevent* side, const std::string& reason) {
 void Session::kick(const std::string& text, const std::string& reason) {
   if (!timer_ || state_ == State::kClosing) return;
   if (relay_) {
-    rewrap_client();  // what the relay holds for the client goes first
-  } else if (backend_) {
+    end_relay(text, reason);  // what the relay holds for the client goes first
+    return;
+  }
+  if (backend_) {
     // Whatever the shard already sent goes first; nothing more is read from it.
     relay(backend_, client_);
     free_bufferevent(backend_);

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -70,6 +71,8 @@ class Worker {
   unsigned index() const { return index_; }
   // Where raw relays read before writing through; one per loop, allocated on first use.
   std::span<char> relay_scratch();
+  // Where relays of TLS clients collect the records of one write before sending them.
+  std::string& relay_tls_sink() { return relay_tls_sink_; }
 
   Session* find(uint64_t id);
   // Removes a closed session; it is destroyed at the end of this loop iteration so that the
@@ -123,6 +126,7 @@ class Worker {
   std::unique_ptr<LoopTasks> tasks_;
   uint64_t next_id_ = 1;
   std::unique_ptr<char[]> relay_scratch_;
+  std::string relay_tls_sink_;
   std::thread thread_;
 };
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import imaplib
 import os
+import signal
 import socket
 import ssl
 import threading
@@ -183,10 +184,14 @@ def test_starttls_with_imaplib(proxy, tls):
         imap.logout()
 
 
-def test_commands_pipelined_behind_login_reach_the_shard(proxy):
-    c = Conn(proxy.port("imap"))
+@pytest.mark.parametrize("protocol", ["imap", "imaps"])
+def test_commands_pipelined_behind_login_reach_the_shard(proxy, tls, protocol):
+    """Also over TLS, where they may sit decrypted in the TLS bufferevent or still inside the SSL
+    when the relay takes the connection over."""
+    c = Conn(proxy.port(protocol), tls=tls if protocol == "imaps" else None)
     c.line()
-    c.send("a LOGIN alice alice-secret\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+    c.send("a LOGIN alice alice-secret\r\nb SELECT INBOX\r\n" + "".join(f"n{i} NOOP\r\n" for i in range(200)) +
+           "c LOGOUT\r\n")
     assert c.until_tag("a")[-1].startswith("a OK [CAPABILITY ")
     assert c.until_tag("b")[-1].startswith("b OK [READ-WRITE]")
     assert c.until_tag("c")[-1].startswith("c OK")
@@ -212,7 +217,8 @@ def test_client_address_is_forwarded_to_the_shard(proxy, shard_a):
     assert log, "shard a never logged bob's login from 127.0.0.2"
 
 
-def test_ten_megabyte_message_is_byte_identical_through_the_proxy(proxy, shard_b):
+@pytest.mark.parametrize("client", ["plain", "imaps", "starttls"])
+def test_ten_megabyte_message_is_byte_identical_through_the_proxy(proxy, shard_b, tls, client):
     body = os.urandom(7 * 1024 * 1024)
     encoded = base64.encodebytes(body).replace(b"\n", b"\r\n")
     message = (b"From: big@example.org\r\nTo: carol@example.org\r\nSubject: ten megabytes\r\n"
@@ -235,7 +241,12 @@ def test_ten_megabyte_message_is_byte_identical_through_the_proxy(proxy, shard_b
         expected = fetch(direct)
     finally:
         direct.logout()
-    via = imaplib.IMAP4(bc.LOOPBACK, proxy.port("imap"))
+    if client == "imaps":
+        via = imaplib.IMAP4_SSL(bc.LOOPBACK, proxy.port("imaps"), ssl_context=tls)
+    else:
+        via = imaplib.IMAP4(bc.LOOPBACK, proxy.port("imap"))
+        if client == "starttls":
+            via.starttls(ssl_context=tls)
     try:
         via.login("carol", "carol-secret")
         got = fetch(via)
@@ -408,6 +419,29 @@ def test_logins_take_warm_shard_connections(make_proxy, shard_a):
     assert wait_for(lambda: established_to(shard_a.imap_port) == baseline + 2, timeout=5)
 
 
+def test_logins_right_after_a_shard_reload_succeed(make_proxy, shard_a):
+    """Dovecot's login processes from before a reload keep their clients (our warm connections)
+    but can no longer complete a login ("Internal error"): each such login is repeated on a
+    fresh connection, so the client never sees it."""
+    proxy = make_proxy(listeners=("imap",), proxy={"workers": 1, "warm_shard_connections": 4})
+    baseline = established_to(shard_a.imap_port)
+
+    def login() -> str:
+        c = Conn(proxy.port("imap"))
+        c.line()
+        reply = c.command("a", f"LOGIN alice {USERS['alice']['password']}")[-1]
+        c.command("b", "LOGOUT")
+        return reply
+
+    assert login().startswith("a OK ")
+    assert wait_for(lambda: established_to(shard_a.imap_port) == baseline + 4, timeout=5)
+    shard_a.signal(signal.SIGHUP)
+    time.sleep(1.5)
+    replies = [login() for _ in range(6)]
+    assert all(r.startswith("a OK ") for r in replies), replies
+    assert metrics(proxy)["basalt_backend_errors_total"] == 0
+
+
 def test_warm_connections_still_carry_each_clients_address(make_proxy, shard_a, shard_b):
     """The ID (IMAP) and XCLIENT (POP3) with the real client address go out per login, also on
     a connection that was opened and greeted before the client came."""
@@ -433,23 +467,26 @@ def test_warm_connections_still_carry_each_clients_address(make_proxy, shard_a, 
 
 class FakeImapShard:
     """A shard that greets, accepts any ID and AUTHENTICATE PLAIN and answers other commands
-    OK. doom_idle() marks the connections open now to be closed, unanswered, at their first
-    command: what a warm connection looks like when the shard restarted behind it."""
+    OK. doom_idle() marks the connections open now to fail at their first command: closed
+    unanswered (the shard restarted behind a warm connection) or, with refuse, the login
+    answered NO (Dovecot's old login process after a reload: "Internal error")."""
 
     GREETING = b"* OK [CAPABILITY IMAP4rev1 SASL-IR ID AUTH=PLAIN] fake shard ready\r\n"
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
         self.sock = socket.create_server((bc.LOOPBACK, 0))
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.open: list[FakeImapShard.Connection] = []
         self.accepted = 0
         self.logins: list[str] = []
-        self.doomed_closed = 0
+        self.doomed_used = 0
         threading.Thread(target=self.accept_loop, daemon=True).start()
 
     class Connection:
         doomed = False
+        used = False
 
     def doom_idle(self) -> int:
         with self.lock:
@@ -475,11 +512,16 @@ class FakeImapShard:
             for raw in f:
                 with self.lock:
                     self.open = [c for c in self.open if c is not state]
-                    if state.doomed:
-                        self.doomed_closed += 1
-                        return
+                    if state.doomed and not state.used:
+                        self.doomed_used += 1
+                    state.used = True
                 tag, _, rest = raw.decode().rstrip("\r\n").partition(" ")
                 command = rest.split(" ")[0].upper()
+                if state.doomed and not self.refuse:
+                    return
+                if state.doomed and command == "AUTHENTICATE":
+                    conn.sendall(f"{tag} NO [UNAVAILABLE] Internal error occurred.\r\n".encode())
+                    return
                 if command == "AUTHENTICATE":
                     authzid = base64.b64decode(rest.split(" ")[2]).split(b"\0")[0].decode()
                     with self.lock:
@@ -495,9 +537,10 @@ class FakeImapShard:
         self.sock.close()
 
 
+@pytest.mark.parametrize("refuse", [False, True], ids=["closed", "refused"])
 @pytest.mark.parametrize("early", [True, False])
-def test_a_warm_connection_broken_by_the_shard_is_replaced_before_the_client_notices(make_proxy, early):
-    fake = FakeImapShard()
+def test_a_warm_connection_broken_by_the_shard_is_replaced_before_the_client_notices(make_proxy, early, refuse):
+    fake = FakeImapShard(refuse)
     try:
         proxy = make_proxy(listeners=("imap",),
                            proxy={"workers": 1, "warm_shard_connections": 1, "early_shard_login": early},
@@ -515,10 +558,11 @@ def test_a_warm_connection_broken_by_the_shard_is_replaced_before_the_client_not
         assert wait_for(lambda: len(fake.open) == 1, timeout=5)  # the warm one, greeted and idle
         assert fake.doom_idle() == 1
         assert login()[-1].startswith("a OK ")
-        assert fake.doomed_closed == 1
+        assert fake.doomed_used == 1  # the doomed one was taken, and failed
         assert fake.logins == ["alice", "alice"]
         m = metrics(proxy)
-        assert m['basalt_shard_warm_connections_total{result="used"}'] == 1
+        assert m['basalt_shard_warm_connections_total{result="used"}'] >= 1
+        assert m['basalt_shard_warm_connections_total{result="failed"}'] >= 1
         assert m["basalt_backend_errors_total"] == 0
         assert m['basalt_logins_total{result="ok"}'] == 2
     finally:

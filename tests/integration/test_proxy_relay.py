@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import imaplib
+import json
 import socket
 import time
+import urllib.request
 
 import pytest
 
 import basalt_cluster as bc
 from conftest import SHARD_HOSTS
-from wire import Conn, wait_for, wait_sessions
+from wire import Conn, client_tls, wait_for, wait_sessions
 
 
 def shard_login_config(slapd, shard_a, shard_b, certs, login: str) -> str:
@@ -57,30 +59,76 @@ def test_shard_login_mode(henry, login, make_proxy, slapd, shard_a, shard_b, cer
         assert reply == "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."
 
 
-def test_a_slow_reader_does_not_make_the_proxy_buffer_without_bound(make_proxy, shard_a):
-    big = b"Subject: backpressure\r\n\r\n" + (b"x" * 998 + b"\r\n") * (24 * 1024)  # 24 MB
-    shard_a.deliver("alice", big)
-    p = make_proxy(("imap",), limits={"relay_high_watermark": 262144})
-    c = Conn(p.port("imap"), timeout=30)
+BIG = b"Subject: backpressure\r\n\r\n" + (b"x" * 998 + b"\r\n") * (24 * 1024)  # 24 MB
+
+
+def start_big_fetch(p, certs, protocol: str) -> Conn:
+    """Logs alice in (IMAP or IMAPS), then asks for the 24 MB message with a small receive
+    buffer and reads none of it."""
+    c = Conn(p.port(protocol), timeout=30, tls=client_tls(certs["ca"]) if protocol == "imaps" else None)
     c.line()
     assert c.command("a", "LOGIN alice alice-secret")[-1].startswith("a OK")
     assert c.command("b", "SELECT INBOX")[-1].startswith("b OK")
-    before = rss_kib(p.pid)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     c.send("c UID SEARCH SUBJECT backpressure\r\n")
     uid = c.until_tag("c")[0].split()[-1]
     c.send(f"d UID FETCH {uid} BODY.PEEK[]\r\n")
+    return c
+
+
+def read_until_closed(c: Conn, limit: float = 60) -> bytes:
+    data = bytearray(c.buf)
+    deadline = time.monotonic() + limit
+    c.sock.settimeout(10)
+    while time.monotonic() < deadline:
+        chunk = c.sock.recv(1 << 20)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+    raise TimeoutError("the proxy did not close the connection")
+
+
+@pytest.fixture(scope="module")
+def big_message(shard_a):
+    shard_a.deliver("alice", BIG)
+
+
+@pytest.mark.parametrize("protocol", ["imap", "imaps"])
+def test_a_slow_reader_does_not_make_the_proxy_buffer_without_bound(make_proxy, certs, big_message, protocol):
+    p = make_proxy(("imap", "imaps"), limits={"relay_high_watermark": 262144})
+    before = rss_kib(p.pid)
+    c = start_big_fetch(p, certs, protocol)
     time.sleep(2.0)  # the shard pushes 24 MB; we read none of it
     grown = rss_kib(p.pid) - before
     assert grown < 8 * 1024, f"proxy RSS grew by {grown} KiB while the client was not reading"
     total = 0
     deadline = time.monotonic() + 60
     c.sock.settimeout(10)
-    while total < len(big) and time.monotonic() < deadline:
+    while total < len(BIG) and time.monotonic() < deadline:
         chunk = c.sock.recv(1 << 20)
         assert chunk
         total += len(chunk)
-    assert total >= len(big)
+    assert total >= len(BIG)
+
+
+@pytest.mark.parametrize("protocol", ["imap", "imaps"])
+def test_a_kick_during_a_download_delivers_what_was_read_then_the_goodbye(make_proxy, certs, big_message,
+                                                                          protocol):
+    """What the relay holds for a client that is not reading (for TLS: records already
+    encrypted) goes out before the goodbye, which still arrives intact, then the close."""
+    p = make_proxy(("imap", "imaps"), limits={"relay_high_watermark": 262144})
+    c = start_big_fetch(p, certs, protocol)
+    time.sleep(1.0)
+    host, port = p.admin_address
+    req = urllib.request.Request(f"http://{host}:{port}/kick?user=alice", method="POST",
+                                 headers={"Authorization": f"Bearer {p.admin_token}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert json.loads(resp.read()) == {"user": "alice", "kicked": 1}
+    data = read_until_closed(c)
+    assert data.endswith(b"* BYE Disconnected by the administrator.\r\n")  # mid-literal: the relay parses nothing
+    assert b"* 1 FETCH" in data or b" FETCH (UID " in data  # the download had begun
+    assert len(data) < len(BIG)  # and was cut: nothing more was read from the shard
+    assert wait_sessions(p, 0) == 0
 
 
 def test_idle_timeout_after_login_closes_the_session(make_proxy):
