@@ -33,7 +33,7 @@ void ImapSession::on_backend_connected() { step_ = BackendStep::kGreeting; }
 
 void ImapSession::on_backend_input(evbuffer* input) {
   std::string response;
-  while (logging_in_to_backend()) {
+  while (logging_in_from(input)) {
     ReadStatus status = read_imap_response(input, kMaxBackendResponse, response);
     if (status == ReadStatus::kNeedMore) return;
     if (status == ReadStatus::kTooLong) {

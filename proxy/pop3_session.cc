@@ -168,7 +168,7 @@ void Pop3Session::on_backend_connected() { step_ = BackendStep::kGreeting; }
 
 void Pop3Session::on_backend_input(evbuffer* input) {
   std::string line;
-  while (logging_in_to_backend()) {
+  while (logging_in_from(input)) {
     ReadStatus status = read_line(input, kMaxBackendLine, line);
     if (status == ReadStatus::kNeedMore) return;
     if (status == ReadStatus::kTooLong) {

@@ -80,6 +80,10 @@ Relay::Relay(event_base* base, std::span<char> scratch, size_t max_read, Owner& 
     BIO* sink = BIO_new(sink_method());
     BIO_set_data(sink, sink_);
     SSL_set0_wbio(tls_, sink);  // the socket BIO stays for reading
+    // A client that closes without close_notify ends like one that sends it; OpenSSL 3 would
+    // otherwise fail the SSL, and the shard's last answers could not be encrypted any more.
+    SSL_set_options(tls_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    evtimer_assign(&tls_more_, base, on_tls_more, this);
   }
   event_assign(&up_.readable, base, client_fd, EV_READ | EV_PERSIST, on_readable, &up_);
   event_assign(&up_.writable, base, backend_fd, EV_WRITE | EV_PERSIST, on_writable, &up_);
@@ -92,6 +96,7 @@ Relay::Relay(event_base* base, std::span<char> scratch, size_t max_read, Owner& 
 
 Relay::~Relay() {
   for (event* e : {&up_.readable, &up_.writable, &down_.readable, &down_.writable, &tail_}) event_del(e);
+  if (tls_) event_del(&tls_more_);
   evutil_closesocket(backend_fd_);
 }
 
@@ -112,15 +117,29 @@ void Relay::start(evbuffer* to_client, evbuffer* to_backend, bool client_eof) {
   if (client_eof && !up_.pending) shutdown(backend_fd_, SHUT_WR);
 }
 
-// Readable events do not see what the SSL has already taken off the socket: that is read now.
 void Relay::resume_reading(Flow& flow) {
   event_add(&flow.readable, nullptr);
-  if (tls_ && &flow == &up_ && SSL_has_pending(tls_)) event_active(&flow.readable, EV_READ, 1);
+  if (&flow == &up_) read_decrypted_later();
+}
+
+// Plaintext the SSL has decrypted but we have not taken yet is invisible to the readable event:
+// it is read in the next loop iteration (a timer, so that the loop polls in between). Bytes of
+// an incomplete record are not such plaintext: the socket signals the rest.
+void Relay::read_decrypted_later() {
+  if (!tls_ || up_.pending || quiet_ || SSL_pending(tls_) <= 0) return;
+  timeval now{0, 0};
+  evtimer_add(&tls_more_, &now);
+}
+
+void Relay::on_tls_more(evutil_socket_t, short, void* arg) {
+  auto* relay = static_cast<Relay*>(arg);
+  relay->read_some(relay->up_);
 }
 
 void Relay::quiesce() {
   quiet_ = true;
   for (event* e : {&up_.readable, &down_.readable, &tail_}) event_del(e);
+  if (tls_) event_del(&tls_more_);
   if (!down_.pending) owner_.on_relay_client_flushed();
 }
 
@@ -204,9 +223,14 @@ bool Relay::forward(Flow& flow, const char* data, size_t size) {
 // Fills the scratch buffer with what the client's SSL can decrypt now (several records), then
 // forwards it in one send.
 bool Relay::read_tls(Flow& flow) {
+  if (down_.pending) {  // reading may make the SSL answer (alerts): not while the client is not reading
+    event_del(&flow.readable);
+    return true;
+  }
   size_t filled = 0;
   int failure = SSL_ERROR_NONE;
   int read_errno = 0;
+  ERR_clear_error();  // SSL_get_error reads the thread's queue: nothing of anyone else's in it
   while (filled < max_read_) {
     size_t n = 0;
     errno = 0;
@@ -225,10 +249,10 @@ bool Relay::read_tls(Flow& flow) {
     if (!forward(flow, scratch_.data(), filled)) return false;
   }
   switch (failure) {
-    case SSL_ERROR_NONE:  // scratch full: the rest is read once the shard has taken this
+    case SSL_ERROR_NONE:  // scratch full: what the SSL still holds is read next iteration
+      read_decrypted_later();
+      return true;
     case SSL_ERROR_WANT_READ:
-      if (!flow.pending && SSL_has_pending(tls_)) event_active(&flow.readable, EV_READ, 1);
-      ERR_clear_error();
       return true;
     case SSL_ERROR_ZERO_RETURN:  // close_notify
       return source_ended(flow);
@@ -247,9 +271,13 @@ bool Relay::read_tls(Flow& flow) {
 }
 
 bool Relay::encrypt(const char* data, size_t size) {
+  ERR_clear_error();
   while (size > 0) {
     size_t n = 0;
-    if (SSL_write_ex(tls_, data, size, &n) != 1) return false;  // the sink takes everything
+    if (SSL_write_ex(tls_, data, size, &n) != 1) {  // the sink takes everything: a fatal error
+      sink_->clear();  // no half-written records for the next relay on this loop
+      return false;
+    }
     data += n;
     size -= n;
   }
@@ -291,11 +319,14 @@ bool Relay::flush_pending(Flow& flow) {
   event_del(&flow.writable);
   if (quiet_) {
     if (&flow == &down_) owner_.on_relay_client_flushed();
-  } else if (flow.eof) {
+    return true;
+  }
+  if (flow.eof) {
     shutdown(flow.to, SHUT_WR);  // the client half-closed and everything it sent is delivered
   } else {
     resume_reading(flow);
   }
+  if (tls_ && &flow == &down_ && !up_.pending && !up_.eof) resume_reading(up_);  // see read_tls
   return true;
 }
 

@@ -86,6 +86,7 @@ class Relay {
   static void on_readable(evutil_socket_t, short, void* flow);
   static void on_writable(evutil_socket_t, short, void* flow);
   static void on_tail(evutil_socket_t, short, void* relay);
+  static void on_tls_more(evutil_socket_t, short, void* relay);
 
   void setup_flow(Flow& flow, Side source, evutil_socket_t from, evutil_socket_t to);
   bool read_some(Flow& flow);
@@ -95,6 +96,7 @@ class Relay {
   void emit_tls();
   void send_or_keep(Flow& flow, const char* data, size_t size);
   void resume_reading(Flow& flow);
+  void read_decrypted_later();
   bool forward(Flow& flow, const char* data, size_t size);
   bool flush_pending(Flow& flow);
   void keep(Flow& flow, const char* data, size_t size);
@@ -112,6 +114,7 @@ class Relay {
   evutil_socket_t backend_fd_;
   SSL* tls_ = nullptr;
   std::string* sink_ = nullptr;
+  event tls_more_{};  // TLS client: reads what the SSL decrypted beyond a full scratch buffer
   bool quiet_ = false;  // quiesce() was called
 };
 

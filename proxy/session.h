@@ -124,6 +124,11 @@ class Session : private Relay::Owner {
   // Whether backend input is the shard login's: after the verdict (kBackendLogin), or before
   // it when logging in early (see ProxyConfig::early_shard_login).
   bool logging_in_to_backend() const { return state_ == State::kBackendLogin || (early_login_ && !backend_ready_); }
+  // ... from `input`, still the current backend connection's (a failed login on a warm
+  // connection is repeated on a new one: the old one's input is not read any further).
+  bool logging_in_from(evbuffer* input) const {
+    return logging_in_to_backend() && backend_ && bufferevent_get_input(backend_) == input;
+  }
   // The user the shard login is for: the directory's canonical name (known early from its hint).
   const std::string& login_user() const { return early_login_ ? early_user_ : user_; }
   // Protocol subclass reports the backend login outcome. Before the directory's verdict the

@@ -76,6 +76,7 @@ void Session::rewrap_client() {
 // then `bye` (if any), then the close once that is flushed. What waits for a TLS client is
 // ciphertext, which only the relay can send: the session waits for it (reading nothing more).
 void Session::end_relay(const std::string& bye, const std::string& reason) {
+  if (relay_end_) return;  // already ending: the first reason and goodbye stand
   if (client_ssl_ && !relay_->client_flushed()) {
     relay_end_ = RelayEnd{bye, reason};
     close_reason_ = reason;

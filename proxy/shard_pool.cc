@@ -147,10 +147,8 @@ void ShardPool::open(const Key& key) {
   bufferevent_enable(entry->bev, EV_READ);
   if (!entry->timer || bufferevent_socket_connect(entry->bev, address.get(), static_cast<int>(address.length)) < 0) {
     logger("proxy")->debug("warm connection to shard {}: connect failed", shard->name);
-    if (entry->timer) event_free(entry->timer);
-    bufferevent_free(entry->bev);
     slots_[key].quiet_until = Clock::now() + kQuietAfterFailure;
-    return;
+    return;  // ~Entry frees the bufferevent and the timer
   }
   arm(*entry, shard->connect_timeout + shard->login_timeout);
   slots_[key].entries.push_back(std::move(entry));

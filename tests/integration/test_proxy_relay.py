@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import json
+import os
 import socket
 import time
 import urllib.request
@@ -179,3 +180,29 @@ def test_tls_to_a_shard_with_an_untrusted_certificate_is_refused(make_proxy, wor
     assert c.command("a", "LOGIN carol carol-secret") == [
         "a NO [UNAVAILABLE] Mail server is temporarily unavailable, try again later."]
     assert wait_for(lambda: "certificate verify failed" in p.log_text())
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_incomplete_tls_record_from_a_logged_in_client_blocks_nobody(make_proxy, certs):
+    """A record header whose body never comes: the relay waits for the socket, it does not spin
+    (which would stall every session of the worker)."""
+    p = make_proxy(("imap", "imaps"), proxy={"workers": 1})
+    c = Conn(p.port("imaps"), tls=client_tls(certs["ca"]))
+    c.line()
+    assert c.command("a", "LOGIN alice alice-secret")[-1].startswith("a OK")
+    os.write(c.sock.fileno(), b"\x17\x03\x03\x00\x40" + bytes(16))  # 64 bytes announced, 16 sent
+    time.sleep(0.2)
+    before = cpu_seconds(p.pid)
+    other = Conn(p.port("imap"), timeout=5)
+    other.line()
+    assert other.command("b", "LOGIN bob bob-secret")[-1].startswith("b OK")
+    assert other.command("n", "NOOP")[-1].startswith("n OK")
+    time.sleep(1.0)
+    used = cpu_seconds(p.pid) - before
+    assert used < 0.5, f"the proxy used {used:.2f} s of CPU in 1.2 s with one client mid-record"
+    other.command("z", "LOGOUT")

@@ -173,6 +173,21 @@ TEST_F(ShardPoolTest, NoGreetingInTimeIsAFailure) {
   EXPECT_EQ(pool_->ready(shard(), true), 0u);
 }
 
+TEST_F(ShardPoolTest, AConnectThatFailsAtOnceLeavesNothingBehind) {
+  make_pool();
+  auto config = std::make_shared<ProxyConfig>(*config_);
+  // connect() to the broadcast address fails at once (EACCES): the entry is dropped right there.
+  config->shards.front().imap = *parse_socket_address("255.255.255.255:143");
+  config_ = config;
+  pool_->configure(config_, nullptr);
+  EXPECT_EQ(pool_->take(shard(), true), nullptr);
+  run_for(50ms);
+  EXPECT_EQ(pool_->ready(shard(), true), 0u);
+  EXPECT_EQ(pool_->take(shard(), true), nullptr);  // within the quiet second: no new attempt
+  run_for(20ms);
+  EXPECT_EQ(pool_->ready(shard(), true), 0u);
+}
+
 TEST_F(ShardPoolTest, AShardFromAnotherConfigGetsNothing) {
   make_pool();
   ShardConfig stale = shard();  // a session still on the config before a reload
