@@ -19,6 +19,7 @@ constexpr int kBulkBytes = 64 * 1024;              // SO_RCVLOWAT in bulk mode
 constexpr auto kBulkWindow = std::chrono::milliseconds(2);
 constexpr timeval kTail{0, 1000};                   // picks up what is below the low-water mark
 constexpr int kReadsPerWakeup = 4;                  // full reads in a row before yielding to the loop
+constexpr size_t kTlsAnswerBacklog = 64 * 1024;     // TLS client: not read while more waits for it
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
@@ -138,7 +139,9 @@ void Relay::on_tls_more(evutil_socket_t, short, void* arg) {
 
 void Relay::quiesce() {
   quiet_ = true;
-  for (event* e : {&up_.readable, &down_.readable, &tail_}) event_del(e);
+  for (event* e : {&up_.readable, &down_.readable, &up_.writable, &tail_}) event_del(e);
+  up_.pending.reset();  // nothing more goes to a shard we are leaving
+  up_.pending_begin = up_.pending_end = 0;
   if (tls_) event_del(&tls_more_);
   if (!down_.pending) owner_.on_relay_client_flushed();
 }
@@ -223,7 +226,10 @@ bool Relay::forward(Flow& flow, const char* data, size_t size) {
 // Fills the scratch buffer with what the client's SSL can decrypt now (several records), then
 // forwards it in one send.
 bool Relay::read_tls(Flow& flow) {
-  if (down_.pending) {  // reading may make the SSL answer (alerts): not while the client is not reading
+  if (flow.pending || flow.eof) return true;  // a timer from before (tls_more_) finds it blocked or ended
+  if (down_.pending_end - down_.pending_begin > kTlsAnswerBacklog) {
+    // Reading may make the SSL answer (alerts) into what waits for a client that is not
+    // reading: stop until that has gone.
     event_del(&flow.readable);
     return true;
   }
@@ -311,7 +317,11 @@ bool Relay::flush_pending(Flow& flow) {
   if (!flow.pending) return true;
   ssize_t sent = send(flow.to, flow.pending.get() + flow.pending_begin, flow.pending_end - flow.pending_begin,
                       MSG_NOSIGNAL);
-  if (sent < 0) return would_block(errno) || closed(other(flow.source), evutil_socket_error_to_string(errno));
+  if (sent < 0 && would_block(errno)) return true;
+  if (sent < 0) {
+    event_del(&flow.writable);  // a broken socket stays writable: report it once
+    return closed(other(flow.source), evutil_socket_error_to_string(errno));
+  }
   flow.pending_begin += static_cast<size_t>(sent);
   if (flow.pending_begin < flow.pending_end) return true;
   flow.pending.reset();  // an idle session holds no buffer
